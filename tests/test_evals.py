@@ -1,0 +1,87 @@
+"""course_utils.evals: generation order, JSON scoring, intervals, answer matching."""
+
+import json
+
+import pytest
+
+from course_utils import evals
+
+
+def ticket_row(record: dict) -> dict:
+    return {"messages": [{"role": "user", "content": "ticket"},
+                         {"role": "assistant", "content": json.dumps(record)}]}
+
+
+def test_prompt_messages_hold_back_the_reference():
+    row = ticket_row({"a": 1})
+    assert evals.prompt_messages(row) == [{"role": "user", "content": "ticket"}]
+    assert evals.reference(row) == '{"a": 1}'
+    with pytest.raises(ValueError, match="no assistant turn"):
+        evals.reference({"id": "x", "messages": [{"role": "user", "content": "q"}]})
+
+
+@pytest.mark.parametrize("text, ok", [('{"a": 1}', True), ('  {"a": 1}\n', True),
+                                      ('```json\n{"a": 1}\n```', False), ('[1]', False),
+                                      ('Sure! {"a": 1}', False), ('', False)])
+def test_json_parsing_is_strict(text, ok):
+    assert (evals.parse_json_record(text) is not None) is ok
+
+
+def test_score_json_counts_fields_and_exact_match():
+    rows = [ticket_row({"category": "billing", "priority": "low"}),
+            ticket_row({"category": "shipping", "priority": "high"}),
+            ticket_row({"category": "returns", "priority": "normal"})]
+    predictions = ['{"category": "billing", "priority": "low"}',
+                   '{"category": "shipping", "priority": "low"}',
+                   'not json']
+    scores = evals.score_json(predictions, rows)
+    assert scores.valid == [True, True, False]
+    assert scores.fields == {"category": [True, True, False], "priority": [True, False, False]}
+    assert scores.exact == [True, False, False]
+    assert scores.metrics["exact match"].hits == 1 and "1/3 = 33%" in str(scores)
+
+
+def test_score_json_rejects_unpaired_lists():
+    with pytest.raises(ValueError, match="2 predictions for 1 rows"):
+        evals.score_json(["{}", "{}"], [ticket_row({"a": 1})])
+
+
+def test_bootstrap_interval_brackets_the_rate_and_repeats():
+    flags = [1] * 30 + [0] * 10
+    low, high = evals.bootstrap_ci(flags)
+    assert low < 0.75 < high and 0.55 < low and high < 0.9
+    assert evals.bootstrap_ci(flags) == (low, high)
+    assert evals.bootstrap_ci([1, 1, 1]) == (1.0, 1.0)
+    assert evals.bootstrap_ci([]) == (0.0, 0.0)
+
+
+def test_interval_narrows_with_more_rows():
+    small = evals.rate([True, False] * 5)
+    large = evals.rate([True, False] * 100)
+    assert (large.high - large.low) < (small.high - small.low)
+
+
+def test_contains_any_is_case_and_space_insensitive():
+    assert evals.contains_any("Returns are accepted within  45 DAYS.", ["45 days"])
+    assert not evals.contains_any("Returns within 30 days.", ["45 days", "45-day"])
+    correct, metric = evals.score_contains(["Paris.", "Lyon"], [{"accept": ["paris"]}] * 2)
+    assert correct == [True, False] and metric.hits == 1
+
+
+def test_generate_keeps_input_order_across_batches(real_model):
+    model, tokenizer = real_model
+    questions = ["What is the capital of France?",
+                 "Please tell me, in a few words, what the capital city of Japan is.",
+                 "What is the capital of Germany?"]
+    rows = [{"messages": [{"role": "user", "content": q}]} for q in questions]
+    answers = evals.generate(model, tokenizer, rows, max_new_tokens=20, batch_size=2, show=False)
+    assert "Paris" in answers[0] and "Tokyo" in answers[1] and "Berlin" in answers[2]
+    assert tokenizer.padding_side == "right"  # restored after generating
+
+
+def test_generate_runs_on_a_tiny_model(tiny_model, capsys):
+    model, tokenizer = tiny_model
+    rows = [{"messages": [{"role": "user", "content": "hi"}]}] * 3
+    answers = evals.generate(model, tokenizer, rows, max_new_tokens=5)
+    assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
+    assert "generated 3 answers" in capsys.readouterr().out

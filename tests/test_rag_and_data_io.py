@@ -1,0 +1,50 @@
+"""course_utils.rag (BM25) and course_utils.data (JSONL reading with file:line errors)."""
+
+import pytest
+
+from course_utils import data, rag
+
+DOCS = [{"id": "returns", "title": "Returns", "text": "Return any item within 45 days."},
+        {"id": "shipping", "title": "Shipping", "text": "Express shipping costs $7.50."},
+        {"id": "hours", "title": "Support hours", "text": "We answer 8am to 6pm, Monday to Friday."}]
+
+
+def test_bm25_finds_the_section_that_holds_the_answer():
+    index = rag.BM25(DOCS)
+    assert index.search("How much is express shipping?", k=1)[0].doc["id"] == "shipping"
+    assert index.search("how many days to return an item", k=1)[0].doc["id"] == "returns"
+    assert [h.doc["id"] for h in index.search("zebra", k=3)] and index.score("zebra", 0) == 0
+
+
+def test_bm25_needs_documents():
+    with pytest.raises(ValueError, match="at least one document"):
+        rag.BM25([])
+
+
+def test_context_messages_carry_the_retrieved_text():
+    hits = rag.BM25(DOCS).search("express shipping", k=1)
+    messages = rag.with_context("How much is express shipping?", hits)
+    assert "$7.50" in messages[0]["content"] and messages[1]["role"] == "user"
+
+
+def test_jsonl_round_trip(tmp_path):
+    rows = [{"id": 1, "text": "naïve café"}, {"id": 2}]
+    assert data.load_jsonl(data.write_jsonl(rows, tmp_path / "x.jsonl")) == rows
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"a": 1}\n{"a": \n', r"x\.jsonl:2: not valid JSON"),
+    (b'{"a": 1}\n\n', r"x\.jsonl:2: blank line"),
+    (b'[1, 2]\n', r"x\.jsonl:1: a JSON list, not an object"),
+    (b'{"a": "\xff"}\n', r"x\.jsonl:1: not valid UTF-8"),
+])
+def test_bad_lines_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "x.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(data.DataError, match=message):
+        data.load_jsonl(path)
+
+
+def test_missing_file_says_how_to_make_it(tmp_path):
+    with pytest.raises(data.DataError, match="no such file.*generate.py"):
+        data.load_jsonl(tmp_path / "nope.jsonl")
