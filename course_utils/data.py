@@ -58,3 +58,11 @@ def write_jsonl(rows: list[dict], path: str | Path) -> Path:
 def load_split(dataset: str, split: str) -> list[dict]:
     """A frozen split of a course dataset, e.g. load_split('tickets', 'test')."""
     return load_jsonl(DATA_DIR / dataset / f"{split}.jsonl")
+
+
+def take(rows: list, n: int) -> list:
+    """n rows spread evenly through `rows`, in order (all when n >= len): a small but
+    representative evaluation slice, the same on every run."""
+    if n >= len(rows):
+        return list(rows)
+    return [rows[i * len(rows) // n] for i in range(n)]

@@ -32,6 +32,13 @@ def reference(row: dict) -> str:
     return last["content"]
 
 
+def prompt_tokens(tokenizer, conversations: list[list[dict]]) -> list[int]:
+    """Tokens each chat costs as a prompt (chat template and generation prompt included)."""
+    texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
+             for c in conversations]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+
+
 def generate_from_messages(model, tokenizer, conversations: list[list[dict]],
                            max_new_tokens: int = 64, batch_size: int = 16,
                            show: bool = False) -> list[str]:
@@ -169,3 +176,14 @@ def score_contains(predictions: list[str], rows: list[dict]) -> tuple[list[bool]
         raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows: they must pair up")
     correct = [contains_any(p, r["accept"]) for p, r in zip(predictions, rows)]
     return correct, rate(correct)
+
+
+def results_table(results: dict[str, dict[str, Metric]]) -> str:
+    """Plain-text table: one row per method, one column per metric, 'hits/n = rate [CI]'."""
+    metrics = list(dict.fromkeys(m for r in results.values() for m in r))
+    cells = [[method, *(str(r.get(m, "-")) for m in metrics)] for method, r in results.items()]
+    header = ["", *metrics]
+    widths = [max(len(str(row[i])) for row in [header, *cells]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
+             for row in [header, *cells]]
+    return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])

@@ -59,10 +59,12 @@ class BM25:
         return sorted(scored, key=lambda h: -h.score)[:k]
 
 
-def with_context(question: str, hits: list[Hit], instruction: str | None = None) -> list[dict]:
-    """Chat messages that put the retrieved text in front of the question."""
+ANSWER_FROM_EXTRACT = ("Answer the question using the handbook extract. Reply with one short "
+                       "sentence that repeats the exact figure or name from the extract.")
+
+
+def with_context(question: str, hits: list[Hit], instruction: str = ANSWER_FROM_EXTRACT) -> list[dict]:
+    """Chat messages that put the retrieved text right before the question (in the user turn)."""
     context = "\n\n".join(f"## {h.doc.get('title', '')}\n{h.doc['text']}" for h in hits)
-    instruction = instruction or ("Answer the question using only the handbook extract. "
-                                  "Give the exact figure from the extract in one short sentence.")
-    return [{"role": "system", "content": f"{instruction}\n\nHandbook extract:\n{context}"},
-            {"role": "user", "content": question}]
+    return [{"role": "system", "content": instruction},
+            {"role": "user", "content": f"Handbook extract:\n{context}\n\nQuestion: {question}"}]

@@ -85,3 +85,11 @@ def test_generate_runs_on_a_tiny_model(tiny_model, capsys):
     answers = evals.generate(model, tokenizer, rows, max_new_tokens=5)
     assert len(answers) == 3 and all(isinstance(a, str) for a in answers)
     assert "generated 3 answers" in capsys.readouterr().out
+
+
+def test_prompt_tokens_grow_with_the_prompt(real_model):
+    _, tokenizer = real_model
+    short = [{"role": "user", "content": "hi"}]
+    longer = [{"role": "system", "content": "Be brief. " * 20}, *short]
+    counts = evals.prompt_tokens(tokenizer, [short, longer])
+    assert 0 < counts[0] < counts[1]

@@ -24,7 +24,8 @@ def test_bm25_needs_documents():
 def test_context_messages_carry_the_retrieved_text():
     hits = rag.BM25(DOCS).search("express shipping", k=1)
     messages = rag.with_context("How much is express shipping?", hits)
-    assert "$7.50" in messages[0]["content"] and messages[1]["role"] == "user"
+    assert messages[0]["role"] == "system" and messages[1]["role"] == "user"
+    assert "$7.50" in messages[1]["content"] and messages[1]["content"].endswith("express shipping?")
 
 
 def test_jsonl_round_trip(tmp_path):
@@ -48,3 +49,9 @@ def test_bad_lines_name_file_and_line(tmp_path, content, message):
 def test_missing_file_says_how_to_make_it(tmp_path):
     with pytest.raises(data.DataError, match="no such file.*generate.py"):
         data.load_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_take_spreads_evenly_and_repeats():
+    rows = list(range(10))
+    assert data.take(rows, 5) == [0, 2, 4, 6, 8]
+    assert data.take(rows, 3) == [0, 3, 6] and data.take(rows, 20) == rows

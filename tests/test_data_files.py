@@ -1,0 +1,303 @@
+"""The course's datasets in data/: reproducible, well-formed, and true to their own rules.
+
+Fast (a second or two) and model-free: it regenerates the data into a temporary folder and
+checks the committed files against it, then checks each dataset's schema and invariants.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data"
+
+TICKET_SYSTEM = "Triage the support ticket. Reply with the JSON triage record only."
+VOICE_SYSTEM = "You are Brightbrew Support. Reply to the customer in the Brightbrew house voice."
+RECORD_KEYS = ["category", "priority", "product", "order_id", "sentiment"]
+ALLOWED = {
+    "category": {"billing", "shipping", "returns", "technical", "account"},
+    "priority": {"low", "normal", "high", "urgent"},
+    "product": {"grinder", "kettle", "scale", "subscription", "app", "gift_card"},
+    "sentiment": {"negative", "neutral", "positive"},
+}
+ORDER_ID = re.compile(r"BB-\d{5}")
+GENERATED = sorted(
+    [f"tickets/{s}.jsonl" for s in ("train", "val", "test")]
+    + [f"voice/{kind}_{s}.jsonl" for kind in ("pairs", "sft") for s in ("train", "val", "test")]
+    + [f"handbook/{name}" for name in (
+        "handbook.md", "sections.jsonl", "handbook_v2.md", "sections_v2.jsonl",
+        "questions_train.jsonl", "questions_test.jsonl", "questions_changed.jsonl")]
+    + ["probes/candidates.jsonl"])
+
+
+def load(rel: str) -> list[dict]:
+    """Rows of a JSONL file under data/."""
+    return [json.loads(line) for line in (DATA / rel).read_text(encoding="utf-8").splitlines()]
+
+
+def split(name: str, parts=("train", "val", "test"), pattern: str = "{}") -> dict[str, list[dict]]:
+    """The rows of each split of a dataset."""
+    return {p: load(pattern.format(p)) for p in parts}
+
+
+# ---------------------------------------------------------------------------- reproducibility
+
+def test_generator_rewrites_identical_files(tmp_path):
+    subprocess.run([sys.executable, str(DATA / "generate.py"), "--out", str(tmp_path)],
+                   check=True, capture_output=True, text=True)
+    written = sorted(str(p.relative_to(tmp_path)).replace("\\", "/")
+                     for p in tmp_path.rglob("*") if p.is_file())
+    assert written == GENERATED
+    for rel in written:
+        assert (tmp_path / rel).read_bytes() == (DATA / rel).read_bytes(), f"{rel} differs"
+
+
+@pytest.mark.parametrize("rel", GENERATED)
+def test_files_are_utf8_jsonl_with_unique_ids(rel):
+    raw = (DATA / rel).read_bytes()
+    assert b"\r" not in raw and raw.endswith(b"\n")
+    if rel.endswith(".jsonl"):
+        rows = load(rel)
+        ids = [r["id"] for r in rows]
+        assert all(isinstance(i, str) for i in ids) and len(set(ids)) == len(ids)
+
+
+# ---------------------------------------------------------------------------- tickets
+
+@pytest.fixture(scope="module")
+def tickets() -> dict[str, list[dict]]:
+    return split("tickets", pattern="tickets/{}.jsonl")
+
+
+def test_ticket_split_sizes_and_strata(tickets):
+    assert {k: len(v) for k, v in tickets.items()} == {"train": 520, "val": 60, "test": 60}
+    for name, size in (("val", 12), ("test", 12), ("train", 104)):
+        assert Counter(r["label"] for r in tickets[name]) == {c: size for c in ALLOWED["category"]}
+    ids = [r["id"] for rows in tickets.values() for r in rows]
+    assert len(set(ids)) == 640
+    for rows in tickets.values():
+        assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
+
+
+def test_ticket_records_are_strict_and_grounded(tickets):
+    for rows in tickets.values():
+        for row in rows:
+            assert set(row) == {"id", "label", "messages"}
+            system, user, assistant = row["messages"]
+            assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+            assert system["content"] == TICKET_SYSTEM
+            record = json.loads(assistant["content"])
+            assert list(record) == RECORD_KEYS
+            assert assistant["content"] == json.dumps(record)  # default separators, key order
+            for key, allowed in ALLOWED.items():
+                assert record[key] in allowed, (row["id"], key, record[key])
+            assert record["category"] == row["label"]
+            text, order_id = user["content"], record["order_id"]
+            if order_id is None:
+                assert not ORDER_ID.search(text), row["id"]
+            else:
+                assert ORDER_ID.fullmatch(order_id) and order_id in text, row["id"]
+                assert ORDER_ID.findall(text) == [order_id]
+            assert 8 <= len(text.split()) <= 150, row["id"]
+
+
+def test_no_ticket_text_in_two_splits(tickets):
+    texts = {name: {r["messages"][1]["content"] for r in rows} for name, rows in tickets.items()}
+    assert sum(len(t) for t in texts.values()) == 640  # no duplicates inside a split either
+    assert not texts["train"] & texts["val"]
+    assert not texts["train"] & texts["test"]
+    assert not texts["val"] & texts["test"]
+
+
+def test_ticket_labels_are_balanced(tickets):
+    records = [json.loads(r["messages"][2]["content"]) for rows in tickets.values() for r in rows]
+    for key in ALLOWED:
+        shares = Counter(r[key] for r in records)
+        assert set(shares) == ALLOWED[key]
+        for value, n in shares.items():
+            assert n / len(records) >= 0.08, (key, value, n)
+    assert 0.10 <= Counter(r["priority"] for r in records)["urgent"] / len(records) <= 0.15
+
+
+# ---------------------------------------------------------------------------- house voice
+
+SIGN_OFF = "— Brightbrew Support"
+BANNED = ("unfortunately", "we apologize for any inconvenience", "valued customer")
+TIMEFRAME = re.compile(
+    r"\bwithin (\d+( to \d+)?|one|two|three|a few) (working |business )?"
+    r"(minutes?|hours?|days?|weeks?)\b|\b(today|tomorrow)\b"
+    r"|\bby (Monday|Tuesday|Wednesday|Thursday|Friday|Saturday)\b", re.I)
+
+
+def house_voice_broken_rules(reply: str) -> list[str]:
+    """The house-voice rules (data/README.md) that a reply breaks."""
+    lines = reply.split("\n")
+    body = "\n".join(lines[1:-1]).strip()
+    sentences = [s for s in re.split(r"(?<=[.?!])\s+", body) if s]
+    checks = {
+        "greeting": re.fullmatch(r"Hi ([A-Z][a-z'-]+|there),", lines[0]) is not None,
+        "sign-off": lines[-1] == SIGN_OFF,
+        "2-4 sentences": 2 <= len(sentences) <= 4,
+        "at most 60 words": len(body.split()) <= 60,
+        "no exclamation mark": "!" not in reply,
+        "no banned phrase": not any(b in reply.lower() for b in BANNED),
+        "next step with a timeframe": TIMEFRAME.search(body) is not None,
+        "no emoji": all(ord(c) < 0x2000 or c == "—" for c in reply),
+    }
+    return [rule for rule, ok in checks.items() if not ok]
+
+
+@pytest.fixture(scope="module")
+def voice() -> dict[str, list[dict]]:
+    return split("voice", pattern="voice/pairs_{}.jsonl")
+
+
+def test_voice_sizes_and_sft_mirror(voice):
+    assert {k: len(v) for k, v in voice.items()} == {"train": 240, "val": 30, "test": 30}
+    for name, pairs in voice.items():
+        sft = load(f"voice/sft_{name}.jsonl")
+        assert [r["id"] for r in sft] == [r["id"] for r in pairs]
+        for s, p in zip(sft, pairs):
+            assert set(s) == {"id", "messages"} and s["messages"] == p["prompt"] + p["chosen"]
+    ids = [r["id"] for rows in voice.values() for r in rows]
+    assert len(set(ids)) == 300
+    prompts = [r["prompt"][1]["content"] for rows in voice.values() for r in rows]
+    assert len(set(prompts)) == 300
+
+
+def test_voice_chosen_follow_the_house_rules_and_rejected_break_them(voice):
+    kinds = Counter()
+    for rows in voice.values():
+        for row in rows:
+            assert set(row) == {"id", "prompt", "chosen", "rejected", "rejected_kind"}
+            assert [m["role"] for m in row["prompt"]] == ["system", "user"]
+            assert row["prompt"][0]["content"] == VOICE_SYSTEM
+            assert [m["role"] for m in row["chosen"] + row["rejected"]] == ["assistant"] * 2
+            chosen, rejected = row["chosen"][0]["content"], row["rejected"][0]["content"]
+            assert house_voice_broken_rules(chosen) == [], (row["id"], chosen)
+            assert house_voice_broken_rules(rejected), (row["id"], rejected)
+            name = re.match(r"Hi (\w+),", chosen).group(1)
+            assert name == "there" or name.lower() in row["prompt"][1]["content"].lower()
+            kinds[row["rejected_kind"]] += 1
+    assert set(kinds) == {"generic", "off_brand"} and abs(kinds["generic"] - 150) <= 15
+
+
+def test_house_voice_checker_catches_each_rule():
+    good = ("Hi Maria,\n\nThanks for getting in touch. I'll send a new label within 1 working day."
+            f"\n\n{SIGN_OFF}")
+    assert house_voice_broken_rules(good) == []
+    assert "greeting" in house_voice_broken_rules(good.replace("Hi Maria,", "Dear Maria,"))
+    assert "sign-off" in house_voice_broken_rules(good.replace(SIGN_OFF, "- Brightbrew Support"))
+    assert "no exclamation mark" in house_voice_broken_rules(good.replace("touch.", "touch!"))
+    assert "no banned phrase" in house_voice_broken_rules(
+        good.replace("Thanks for getting in touch.", "Unfortunately, that broke."))
+    assert "next step with a timeframe" in house_voice_broken_rules(
+        good.replace("within 1 working day", "soon"))
+    assert "2-4 sentences" in house_voice_broken_rules(good.replace("Thanks for getting in touch. ", ""))
+
+
+# ---------------------------------------------------------------------------- handbook
+
+@pytest.fixture(scope="module")
+def sections() -> dict[int, dict[str, dict]]:
+    return {v: {s["id"]: s for s in load(f"handbook/sections{'_v2' if v == 2 else ''}.jsonl")}
+            for v in (1, 2)}
+
+
+def test_handbook_sections_match_markdown(sections):
+    for version, md_name in ((1, "handbook.md"), (2, "handbook_v2.md")):
+        md = (DATA / "handbook" / md_name).read_text(encoding="utf-8")
+        secs = list(sections[version].values())
+        assert 12 <= len(secs) <= 16
+        assert md.count("\n## ") == len(secs)
+        for s in secs:
+            assert set(s) == {"id", "title", "text"}
+            assert f"## {s['title']}\n\n{s['text']}\n" in md
+            assert 60 <= len(s["text"].split()) <= 150, s["id"]
+    assert [(s["id"], s["title"]) for s in sections[1].values()] == \
+           [(s["id"], s["title"]) for s in sections[2].values()]
+
+
+def check_question_row(row: dict) -> None:
+    """Shape of a handbook question row."""
+    assert set(row) >= {"id", "section", "fact", "seen_fact", "accept", "messages"}
+    assert row["fact"].split(".")[0] == row["section"]
+    assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+    assert row["accept"] and all(isinstance(a, str) and a.strip() for a in row["accept"])
+    answer = row["messages"][1]["content"].lower()
+    assert any(a.lower() in answer for a in row["accept"]), row["id"]
+
+
+def test_handbook_questions(sections):
+    train, test = load("handbook/questions_train.jsonl"), load("handbook/questions_test.jsonl")
+    assert not {r["id"] for r in train} & {r["id"] for r in test}
+    for row in train + test:
+        check_question_row(row)
+        text = sections[1][row["section"]]["text"].lower()
+        for accept in row["accept"]:
+            assert accept.lower() in text, (row["id"], accept)
+    per_fact = Counter((r["fact"], name) for name, rows in (("train", train), ("test", test))
+                       for r in rows)
+    seen = {r["fact"] for r in train + test if r["seen_fact"]}
+    unseen = {r["fact"] for r in train + test if not r["seen_fact"]}
+    assert not seen & unseen and 25 <= len(seen) <= 35 and 8 <= len(unseen) <= 14
+    for fact in seen:
+        assert per_fact[(fact, "train")] == 2 and per_fact[(fact, "test")] == 1, fact
+    for fact in unseen:
+        assert per_fact[(fact, "train")] == 0 and 1 <= per_fact[(fact, "test")] <= 2, fact
+    assert all(r["seen_fact"] for r in train) and 40 <= len(test) <= 50
+    questions = [r["messages"][0]["content"] for r in train + test]
+    assert len(set(questions)) == len(questions)
+
+
+def test_accept_strings_do_not_match_other_facts():
+    rows = load("handbook/questions_train.jsonl") + load("handbook/questions_test.jsonl")
+    accepts = {r["fact"]: r["accept"] for r in rows}
+    for fact, strings in accepts.items():
+        for other, other_strings in accepts.items():
+            if other != fact:
+                for a in strings:
+                    assert not any(a.lower() in o.lower() for o in other_strings), (fact, a, other)
+
+
+def test_changed_facts(sections):
+    changed = load("handbook/questions_changed.jsonl")
+    assert len(changed) == 6 and len({r["fact"] for r in changed}) == 6
+    for row in changed:
+        check_question_row(row)
+        v1 = sections[1][row["section"]]["text"].lower()
+        v2 = sections[2][row["section"]]["text"].lower()
+        assert row["old_accept"]
+        for new in row["accept"]:
+            assert new.lower() in v2 and new.lower() not in v1, (row["id"], new)
+        for old in row["old_accept"]:
+            assert old.lower() in v1 and old.lower() not in v2, (row["id"], old)
+    differing = [sid for sid in sections[1] if sections[1][sid]["text"] != sections[2][sid]["text"]]
+    assert sorted(differing) == sorted({r["section"] for r in changed})
+
+
+# ---------------------------------------------------------------------------- probes
+
+def test_probe_candidates_and_filtered_probes():
+    candidates = load("probes/candidates.jsonl")
+    assert len(candidates) >= 60
+    for row in candidates:
+        assert set(row) == {"id", "accept", "messages"}
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+        reference = row["messages"][1]["content"].lower()
+        assert any(a.lower() in reference for a in row["accept"]), row["id"]
+    path = DATA / "probes" / "probes.jsonl"
+    if not path.exists():
+        pytest.skip("probes.jsonl not built yet: HF_HUB_OFFLINE=1 python data/make_probes.py")
+    probes = load("probes/probes.jsonl")
+    by_id = {r["id"]: r for r in candidates}
+    assert len(probes) >= 30
+    assert all(by_id[p["id"]] == p for p in probes)  # unchanged rows, in candidate order
+    assert [p["id"] for p in probes] == sorted(p["id"] for p in probes)

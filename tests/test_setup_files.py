@@ -1,0 +1,47 @@
+"""The set-up files agree with each other: requirements, binder, Colab cell, notebooks."""
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = (ROOT / "requirements.txt").read_text()
+COLAB_MARKER = "# --- present on Colab"
+
+
+def pinned(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)", text, re.M))
+
+
+def test_every_requirement_is_pinned():
+    lines = [line.split("#")[0].strip() for line in REQUIREMENTS.splitlines()]
+    assert all("==" in line for line in lines if line), "pin every package with =="
+
+
+def test_colab_section_holds_the_fine_tuning_stack_but_not_torch():
+    colab_part = REQUIREMENTS.split(COLAB_MARKER)[0]
+    assert {"transformers", "peft", "trl", "datasets", "accelerate"} <= set(pinned(colab_part))
+    assert "torch" not in pinned(colab_part)  # Colab keeps its own CUDA build
+
+
+def test_binder_uses_the_same_pins_with_cpu_torch():
+    binder = (ROOT / "binder" / "requirements.txt").read_text()
+    assert "-r ../requirements.txt" in binder and "download.pytorch.org/whl/cpu" in binder
+    version = (ROOT / "binder" / "runtime.txt").read_text().strip()
+    assert re.fullmatch(r"python-3\.(1[1-9])", version), version  # transformers 5 needs 3.11+
+
+
+def test_offline_model_pin_matches_the_registry():
+    from course_utils.models import MODELS
+    spec = MODELS["smollm2-135m"]
+    pin = f"{spec.offline_package}=={spec.offline_version}"
+    assert pin in (ROOT / "Makefile").read_text() and pin in (ROOT / "binder" / "postBuild").read_text()
+
+
+def test_chapter_notebooks_have_badges_colab_cell_and_an_assert():
+    for path in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text())["cells"]
+        text = "".join("".join(c["source"]) for c in cells)
+        assert f"colab.research.google.com/github/" in text and "mybinder.org" in text, path
+        assert COLAB_MARKER in text, f"{path}: its Colab cell must install the Colab section"
+        assert re.search(r"^assert ", text, re.M), f"{path}: state the chapter's result in an assert"
