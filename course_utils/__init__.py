@@ -6,7 +6,8 @@ library details (TRL, PEFT, transformers) in one place. `show_source(fn)` prints
 
 Modules: env (profile, device, seed), models (registry, loading), data (JSONL), evals
 (generation, scores, intervals), rag (retrieval), decide (chapter 00's checklist and costs),
-plots.
+plots, train (SFT through TRL, measured; adapters saved with metadata), memory (the
+training-memory calculator), benchmarks (the sections of docs/benchmarks.md).
 """
 
 from .env import get_profile, setup, show_source, timer  # noqa: F401

@@ -3,8 +3,13 @@
   course doctor              versions, profile, device, model source, one real generation
   course fetch-model         put the offline model in the course cache (idempotent)
   course run [NB ...]        execute notebooks headless, print a time/result summary
-                             (--profile cpu --inplace re-executes and saves outputs)
-  course bench               wall time of every notebook per profile, into docs/benchmarks.md
+                             (--profile cpu --inplace re-executes and saves outputs;
+                             --record docs/benchmarks.md also files the times)
+  course bench [NB ...]      wall time of notebooks per profile, into docs/benchmarks.md
+                             (updates the rows measured, keeps the others)
+  course validate FILE       check a chat JSONL file: every problem with file:line and a fix
+                             (--max-length N also counts tokens with the course tokenizer);
+                             exit 0 when valid, 1 when it has errors, 2 when it cannot be read
 """
 
 from __future__ import annotations
@@ -95,37 +100,93 @@ def run_notebook(path: Path, profile: str, inplace: bool, timeout: int = 1800) -
 
 def cmd_run(args) -> int:
     """Run notebooks headless and print a summary table; exit 1 if any failed."""
-    results = []
+    results, times = [], {}
     for path in find_notebooks(args.paths):
         seconds, status = run_notebook(path, args.profile, args.inplace)
-        print(f"{path.relative_to(ROOT) if path.is_absolute() else path}: {seconds:.0f} s, "
-              f"{status}", flush=True)
+        print(f"{_shown(path)}: {seconds:.0f} s, {status}", flush=True)
         results.append(status == "ok")
+        times[_shown(path)] = {args.profile: _minutes(seconds, status)}
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
+    if args.record and all(results):
+        print(f"recorded the times in {record_times(args.record, times)}")
     return 0 if all(results) else 1
 
 
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT) if path.is_absolute() else path)
+
+
+def _minutes(seconds: float, status: str) -> str:
+    return f"{seconds / 60:.1f} min" if status == "ok" else status
+
+
 def cmd_bench(args) -> int:
-    """Time every notebook in each profile and write a Markdown table."""
-    notebooks = find_notebooks(args.paths)
-    rows = []
-    for path in notebooks:
-        cells = []
+    """Time every notebook in each profile; write the times into the "notebooks" section."""
+    times: dict[str, dict[str, str]] = {}
+    for path in find_notebooks(args.paths):
         for profile in args.profiles:
             seconds, status = run_notebook(path, profile, inplace=False)
-            cells.append(f"{seconds / 60:.1f} min" if status == "ok" else status)
-            print(f"{path.name} [{profile}]: {cells[-1]}", flush=True)
-        rows.append(f"| {path.relative_to(ROOT)} | " + " | ".join(cells) + " |")
-    header = ("| notebook | " + " | ".join(args.profiles) + " |\n|---|"
-              + "---|" * len(args.profiles))
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
-    section = (f"## Notebook wall time ({time.strftime('%Y-%m-%d')}, {machine})\n\n"
-               f"{header}\n" + "\n".join(rows) + "\n")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("# Benchmarks\n\nWritten by `make bench`.\n\n" + section)
-    print(f"wrote {out}")
+            times.setdefault(_shown(path), {})[profile] = _minutes(seconds, status)
+            print(f"{path.name} [{profile}]: {times[_shown(path)][profile]}", flush=True)
+    print(f"wrote the notebooks section of {record_times(args.out, times)}")
     return 0
+
+
+PROFILE_COLUMNS = ("smoke", "cpu", "gpu")
+
+
+def record_times(out: str | Path, times: dict[str, dict[str, str]]) -> Path:
+    """Merge notebook times into the "notebooks" table of `out`: the cells measured now
+    replace the old ones, every other notebook and profile keeps its earlier figure."""
+    import re
+
+    from . import benchmarks
+    out = Path(out)
+    table: dict[str, dict[str, str]] = {}
+    text = out.read_text(encoding="utf-8") if out.exists() else ""
+    start, end = benchmarks.section_markers("notebooks")
+    if start in text and end in text:
+        lines = text[text.index(start):text.index(end)].splitlines()
+        header = next((line for line in lines if line.startswith("| notebook")), "")
+        columns = [c.strip() for c in header.strip("|").split("|")][1:]
+        for line in lines:
+            if re.match(r"\| \S+\.ipynb \|", line):
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                table[cells[0]] = {p: v for p, v in zip(columns, cells[1:]) if v and v != "-"}
+    for notebook, measured in times.items():
+        table.setdefault(notebook, {}).update(measured)
+    profiles = [p for p in PROFILE_COLUMNS if any(p in row for row in table.values())]
+    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    body = (f"## Notebook wall time (updated {time.strftime('%Y-%m-%d')}, {machine})\n\n"
+            "Written by `course bench` and `course run --record`; gpu times come from a GPU "
+            "machine.\n\n| notebook | " + " | ".join(profiles) + " |\n|---|"
+            + "---|" * len(profiles) + "\n"
+            + "\n".join(f"| {name} | " + " | ".join(row.get(p, "-") for p in profiles) + " |"
+                        for name, row in sorted(table.items())) + "\n")
+    return benchmarks.write_section(out, "notebooks", body)
+
+
+def load_course_tokenizer():
+    """The course model's tokenizer alone, from the offline cache when it is there (fast)."""
+    from . import models
+    cached = models.offline_cache_path(models.resolve(None))
+    if (cached / "tokenizer_config.json").exists():
+        from transformers import AutoTokenizer
+        return AutoTokenizer.from_pretrained(cached)
+    return models.load_model(show=False)[1]
+
+
+def cmd_validate(args) -> int:
+    """Print the validation report of a data file; exit 0 ok, 1 errors, 2 unreadable."""
+    from . import data
+    try:
+        tokenizer = load_course_tokenizer() if args.max_length is not None else None
+        report = data.validate(args.file, tokenizer=tokenizer, max_length=args.max_length)
+    except data.DataError as err:
+        print(f"course validate: {err}", file=sys.stderr)
+        return 2
+    print(report)
+    return 0 if report.ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,12 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("paths", nargs="*")
     run.add_argument("--profile", default="smoke", choices=["smoke", "cpu", "gpu"])
     run.add_argument("--inplace", action="store_true", help="save the executed outputs")
+    run.add_argument("--record", metavar="MD", default=None,
+                     help="also put the times into the notebooks table of this file "
+                          "(docs/benchmarks.md)")
     run.set_defaults(func=cmd_run)
     bench = sub.add_parser("bench", help="time notebooks per profile")
     bench.add_argument("paths", nargs="*")
     bench.add_argument("--profiles", nargs="+", default=["smoke", "cpu"])
     bench.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     bench.set_defaults(func=cmd_bench)
+    check = sub.add_parser("validate", help="check a chat JSONL data file")
+    check.add_argument("file")
+    check.add_argument("--max-length", type=int, default=None,
+                       help="warn about rows longer than this many tokens (loads the tokenizer)")
+    check.set_defaults(func=cmd_validate)
     args = parser.parse_args(argv)
     return args.func(args)
 

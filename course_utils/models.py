@@ -205,6 +205,7 @@ def load_model(name: str | None = None, profile=None, dtype=None, device: str | 
         spec = resolve(name)
         model, tokenizer, where = _load_spec(spec, dtype, source)
         label = f"{spec.name} ({spec.hub_id}, {spec.params} parameters)"
+        model.course_source = spec.hub_id  # the name saved with adapters, wherever it loaded from
     model.to(device).eval()
     if show:
         print(f"loaded {label} from {where} in {time.perf_counter() - start:.1f} s "

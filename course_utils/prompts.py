@@ -33,3 +33,18 @@ def as_prompt(user: str, system: str | None = None, examples: list[dict] = ()) -
         messages += [{"role": "user", "content": user_text(example)},
                      {"role": "assistant", "content": example["messages"][-1]["content"]}]
     return messages + [{"role": "user", "content": user}]
+
+
+def retrieved_examples_prompts(rows: list[dict], train_rows: list[dict], k: int = 3,
+                               system: str = TICKET_INSTRUCTIONS) -> list[list[dict]]:
+    """Chapter 00's best ticket prompt for each row: the instructions, then the k training
+    tickets most similar to it (BM25 over the ticket text) as worked examples, the closest
+    one last, nearest the question. Later chapters score fine-tunes against it."""
+    from .rag import BM25
+    index = BM25([{"text": user_text(r), "row": r} for r in train_rows])
+    prompts = []
+    for row in rows:
+        hits = index.search(user_text(row), k=k)
+        prompts.append(as_prompt(user_text(row), system=system,
+                                 examples=[hit.doc["row"] for hit in reversed(hits)]))
+    return prompts

@@ -1,0 +1,353 @@
+"""Training: supervised fine-tuning (full or LoRA) through TRL, measured.
+
+Introduced in notebooks/01_data.ipynb (LoRA runs on datasets of different size and quality);
+chapter 02 writes the training loop out by hand before using `sft`, chapter 03 explains LoRA.
+
+Every call to the TRL/PEFT APIs lives here, so a rename in those libraries is fixed in one
+module. Rows are rendered by `data.render`, the same function that shows which tokens carry
+loss: training sees exactly what the learner was shown (assistant tokens only).
+Every run records train and validation loss, training tokens per second and peak memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from . import data, env
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """A LoRA adapter: rank r, scale alpha / r, dropout, and which layers get one."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: str | tuple[str, ...] = "all-linear"
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced and measured."""
+
+    model: object  # the trained model (a PeftModel when trained with LoRA)
+    history: list[dict] = field(default_factory=list)  # {"step", "train_loss"|"val_loss"}
+    seconds: float = 0.0
+    train_tokens: int = 0  # non-padding tokens the model was trained on
+    peak_memory_mb: float = 0.0  # process RSS on CPU, max allocated on CUDA
+    settings: dict = field(default_factory=dict)
+    tokenizer: object = None
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.train_tokens / self.seconds if self.seconds else 0.0
+
+    def losses(self, kind: str = "train_loss") -> tuple[list[int], list[float]]:
+        """(steps, values) of one logged series: 'train_loss' or 'val_loss'."""
+        points = [(h["step"], h[kind]) for h in self.history if kind in h]
+        return [s for s, _ in points], [v for _, v in points]
+
+    def __str__(self) -> str:
+        last = {k: self.losses(k)[1][-1] for k in ("train_loss", "val_loss") if self.losses(k)[1]}
+        losses = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in last.items())
+        return (f"{self.settings.get('max_steps')} steps in {self.seconds:.0f} s, "
+                f"{self.tokens_per_second:.0f} tokens/s, peak memory {self.peak_memory_mb:,.0f} MB"
+                + (f"; {losses}" if losses else ""))
+
+
+class PeakMemory:
+    """Peak memory of a block: CUDA max allocated, or this process's RSS sampled every 20 ms."""
+
+    def __enter__(self) -> PeakMemory:
+        import torch
+        self.cuda = torch.cuda.is_available()
+        self.peak_mb, self._stop = 0.0, threading.Event()
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        else:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_mb = max(self.peak_mb, rss_mb())
+            self._stop.wait(0.02)
+
+    def __exit__(self, *exc) -> None:
+        import torch
+        if self.cuda:
+            self.peak_mb = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self.peak_mb, rss_mb())
+
+
+def rss_mb() -> float:
+    """Resident memory of this process in MB (Linux /proc; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as handle:
+            import os
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
+
+
+def _dataset(rows: list[dict], tokenizer, max_length: int):
+    """A datasets.Dataset of input_ids and labels (-100 outside assistant turns)."""
+    from datasets import Dataset
+    rendered = [data.render(r, tokenizer, max_length) for r in rows]
+    return Dataset.from_dict({"input_ids": [r.input_ids for r in rendered],
+                              "labels": [r.labels for r in rendered]})
+
+
+def _progress_printer(print_every: int):
+    """A TrainerCallback that prints one line every `print_every` steps and every validation
+    loss: the progress report where no progress bar shows (headless runs, tests)."""
+    from transformers import TrainerCallback
+
+    class Printer(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs, step = logs or {}, state.global_step
+            for key, name in (("loss", "train loss"), ("eval_loss", "val loss")):
+                if key in logs and (key == "eval_loss" or step % print_every == 0):
+                    print(f"step {step:4d}/{state.max_steps}  {name} {logs[key]:.4f}", flush=True)
+    return Printer()
+
+
+def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = None,
+        lora: LoraSettings | None = LoraSettings(), profile=None, *, max_steps: int | None = None,
+        batch_size: int | None = None, learning_rate: float | None = None,
+        max_length: int | None = None, eval_every: int | None = None, seed: int = 0,
+        inplace: bool = False, show: bool = True, padding_free: bool = True,
+        output_dir: str | Path | None = None, save_every: int | None = None,
+        resume: bool = False, callbacks: tuple = ()) -> TrainResult:
+    """Fine-tune on chat rows (loss on assistant tokens only); LoRA unless lora=None.
+
+    Sizes come from the profile unless given. The input model is left untouched (a copy is
+    trained) unless inplace=True. Learning rate defaults: 1e-3 with LoRA, 5e-5 full.
+    padding_free=True packs a batch into one row (no padding tokens computed).
+    Checkpoints: with `output_dir` and `save_every`, a checkpoint (weights or adapter,
+    optimizer, scheduler, random state) is kept every `save_every` steps; `resume=True`
+    continues from the last one there, so an interrupted run picks up where it stopped.
+    `callbacks`: extra transformers TrainerCallbacks.
+    """
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig
+
+    profile = env.get_profile(profile) if profile is None or isinstance(profile, str) else profile
+    settings = dict(max_steps=max_steps or profile.max_steps,
+                    batch_size=batch_size or profile.batch_size,
+                    learning_rate=learning_rate or (1e-3 if lora else 5e-5),
+                    max_length=max_length or profile.max_length, seed=seed,
+                    lora=asdict(lora) if lora else None, train_rows=len(train_rows),
+                    data_sha256=data.fingerprint(train_rows),
+                    base_model=getattr(model, "course_source", None) or model.name_or_path)
+    if not train_rows:
+        raise ValueError("sft needs at least one training row")
+    if (resume or save_every) and output_dir is None:
+        raise ValueError("checkpoints need a folder: pass output_dir= with save_every= or resume=")
+    output_dir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="course-sft-"))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint = get_last_checkpoint(output_dir) if resume else None
+    if resume and checkpoint is None and show:
+        print(f"no checkpoint in {output_dir}: starting from step 0")
+    model = model if inplace else copy.deepcopy(model)
+    device = env.get_device()
+    half = env.get_dtype(device)
+    import torch
+    config = SFTConfig(
+        output_dir=str(output_dir), max_steps=settings["max_steps"],
+        per_device_train_batch_size=settings["batch_size"], per_device_eval_batch_size=16,
+        learning_rate=settings["learning_rate"], lr_scheduler_type="linear", warmup_steps=0,
+        max_length=None, padding_free=padding_free, seed=seed, data_seed=seed, logging_steps=1,
+        eval_strategy="steps" if val_rows else "no", eval_steps=eval_every or settings["max_steps"],
+        save_strategy="steps" if save_every else "no", save_steps=save_every or 500,
+        save_total_limit=2, report_to="none", activation_checkpointing=False,
+        use_cpu=device == "cpu", bf16=half == torch.bfloat16, fp16=half == torch.float16,
+        disable_tqdm=env.is_headless() or not show, dataloader_num_workers=0,
+        prediction_loss_only=True,
+        include_num_input_tokens_seen="non_padding")  # throughput counts real tokens only
+    with _library_deprecations_hidden():
+        trainer = _make_trainer(model, tokenizer, config, train_rows, val_rows, lora, settings,
+                                [*([_progress_printer(max(1, settings["max_steps"] // 4))]
+                                   if show and env.is_headless() else []), *callbacks])
+        env.seed_everything(seed)
+        tokens_before = 0
+        if checkpoint:
+            from transformers import TrainerState
+            state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+            tokens_before = int(state.num_input_tokens_seen)
+            if show:
+                print(f"resuming from {checkpoint} (step {state.global_step} of "
+                      f"{settings['max_steps']})")
+        with PeakMemory() as memory:
+            start = time.perf_counter()
+            trainer.train(resume_from_checkpoint=checkpoint)
+            seconds = time.perf_counter() - start
+    # The trainer's log also holds the steps before a resume (it is saved in each checkpoint).
+    history = _history_from_log(trainer.state.log_history)
+    result = TrainResult(trainer.model.eval(), history, seconds,
+                         int(trainer.state.num_input_tokens_seen) - tokens_before,
+                         memory.peak_mb, settings, tokenizer)
+    if show:
+        print(result)
+    return result
+
+
+@contextlib.contextmanager
+def _library_deprecations_hidden():
+    """Hide a transformers 5 deprecation that TRL and PEFT raise internally: the learner did
+    nothing wrong and cannot act on it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        yield
+
+
+def _make_trainer(model, tokenizer, config, train_rows, val_rows, lora, settings, callbacks):
+    """Our SFTTrainer on rendered rows, with the progress printer instead of raw log dicts."""
+    import datasets
+    from transformers import PrinterCallback
+    datasets.disable_progress_bars()  # bars for in-memory steps that take milliseconds
+    try:
+        trainer = _trainer_class()(
+            model=model, args=config,
+            train_dataset=_dataset(train_rows, tokenizer, settings["max_length"]),
+            eval_dataset=_dataset(val_rows, tokenizer, settings["max_length"]) if val_rows else None,
+            processing_class=tokenizer, peft_config=_lora_config(lora), callbacks=callbacks)
+    finally:
+        datasets.enable_progress_bars()
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def _history_from_log(log_history: list[dict]) -> list[dict]:
+    """Our history records from the trainer's log: one per logged train or validation loss."""
+    history = []
+    for logs in log_history:
+        for key, name in (("loss", "train_loss"), ("eval_loss", "val_loss")):
+            if key in logs:
+                history.append({"step": logs["step"], name: float(logs[key])})
+    return history
+
+
+def _assistant_token_loss(model, inputs: dict, num_items_in_batch=None):
+    """Mean next-token cross-entropy over the tokens that carry loss, projecting through the
+    LM head only at those positions (on a ticket, ~25 of ~125 tokens): the same loss as the
+    model's own, without computing and discarding logits over the 49k-word vocabulary for
+    every prompt token."""
+    import torch.nn.functional as F
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(base, base.base_model_prefix)
+    hidden = backbone(**{k: v for k, v in inputs.items() if k in _BACKBONE_INPUTS},
+                      use_cache=False).last_hidden_state
+    targets = labels[:, 1:]
+    keep = targets != -100
+    logits = base.get_output_embeddings()(hidden[:, :-1][keep])
+    total = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+    count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
+    return total / max(int(count), 1)
+
+
+_BACKBONE_INPUTS = ("input_ids", "attention_mask", "position_ids")
+
+
+def _trainer_class():
+    """TRL's SFTTrainer with the loss above (TRL's fused LM head is tuned for GPUs: on a
+    CPU it scores every position and runs ~1.5x slower than this)."""
+    from trl import SFTTrainer
+
+    class CourseSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            loss = _assistant_token_loss(model, inputs, num_items_in_batch)
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return CourseSFTTrainer
+
+
+def _lora_config(lora: LoraSettings | None):
+    """PEFT's LoraConfig for our settings (None for a full fine-tune)."""
+    if lora is None:
+        return None
+    from peft import LoraConfig
+    targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+
+
+# ---------------------------------------------------------------------------- saving
+
+ADAPTER_METADATA = "course_adapter.json"
+
+
+def save_adapter(result: TrainResult, directory: str | Path, heldout: dict | None = None) -> Path:
+    """Save the trained adapter (or the whole model, for a full fine-tune) with what made it:
+    base model, training-data hash, settings, loss history, throughput and held-out scores.
+
+    `heldout` maps a metric name to a number or an evals.Metric, e.g.
+    {"exact match": scores.metrics["exact match"]}. The folder appears complete or not at all
+    (written next to it, then renamed), so a crash never leaves half an adapter behind.
+    """
+    import json
+    import os
+    import shutil
+    from datetime import datetime, timezone
+
+    from . import __version__
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+    result.model.save_pretrained(staging)
+    if not result.settings.get("lora") and result.tokenizer is not None:
+        result.tokenizer.save_pretrained(staging)  # a full model folder loads on its own
+    scores = {name: ({"value": m.value, "hits": m.hits, "n": m.n, "low": m.low, "high": m.high}
+                     if hasattr(m, "hits") else float(m)) for name, m in (heldout or {}).items()}
+    metadata = {"base_model": result.settings.get("base_model"),
+                "kind": "lora" if result.settings.get("lora") else "full",
+                "data_sha256": result.settings.get("data_sha256"),
+                "settings": result.settings, "heldout": scores,
+                "train": {"seconds": round(result.seconds, 1), "tokens": result.train_tokens,
+                          "tokens_per_second": round(result.tokens_per_second, 1),
+                          "peak_memory_mb": round(result.peak_memory_mb), "history": result.history},
+                "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "versions": {"course_utils": __version__, **env.versions()}}
+    (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=1) + "\n")
+    if directory.exists():
+        shutil.rmtree(directory)
+    os.replace(staging, directory)
+    return directory
+
+
+def read_metadata(directory: str | Path) -> dict:
+    """The metadata `save_adapter` wrote into an adapter folder."""
+    import json
+    path = Path(directory) / ADAPTER_METADATA
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: {directory} was not saved by "
+                                f"course_utils.train.save_adapter (or is not an adapter folder)")
+    return json.loads(path.read_text())
+
+
+def load_adapter(directory: str | Path, model=None, trainable: bool = False):
+    """(model, metadata): the saved adapter on its base model. The base is loaded from the
+    name in the metadata unless a loaded `model` is given (PEFT adds the adapter's layers to
+    that model in place: pass a copy to keep it plain); a full fine-tune loads whole."""
+    from . import models
+    metadata = read_metadata(directory)
+    if metadata["kind"] == "full":
+        return models.load_model(str(directory), show=False)[0], metadata
+    from peft import PeftModel
+    base = model if model is not None else models.load_model(metadata["base_model"], show=False)[0]
+    with _library_deprecations_hidden():
+        adapted = PeftModel.from_pretrained(base, str(directory), is_trainable=trainable)
+    return adapted, metadata

@@ -1,0 +1,152 @@
+"""course_utils.train: LoRA and full SFT runs on a tiny model, measured and recorded."""
+
+import copy
+
+import pytest
+import torch
+
+from course_utils import data, train
+
+
+def rows(n: int = 6) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": f"ticket {i}"},
+                          {"role": "assistant", "content": '{"category": "billing"}'}]}
+            for i in range(n)]
+
+
+def test_lora_run_records_losses_throughput_and_memory(tiny_model):
+    model, tokenizer = tiny_model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train.sft(model, tokenizer, rows(), rows(2), lora=train.LoraSettings(r=4, alpha=8),
+                       profile="smoke", max_steps=3, batch_size=2, eval_every=3, show=False)
+    steps, losses = result.losses("train_loss")
+    assert steps == [1, 2, 3] and all(loss > 0 for loss in losses)
+    assert result.losses("val_loss")[0] == [3]
+    assert result.train_tokens > 0 and result.tokens_per_second > 0 and result.peak_memory_mb > 0
+    assert result.settings["lora"]["r"] == 4 and result.settings["learning_rate"] == 1e-3
+    assert type(result.model).__name__.startswith("Peft")
+    trainable = [n for n, p in result.model.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    # the caller's model is untouched: a copy was trained
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert "3 steps" in str(result)
+
+
+def test_loss_falls_when_repeating_one_answer(tiny_model):
+    model, tokenizer = tiny_model
+    result = train.sft(model, tokenizer, rows(4), lora=None, profile="smoke", max_steps=20,
+                       batch_size=4, learning_rate=1e-2, show=False)
+    losses = result.losses("train_loss")[1]
+    assert losses[-1] < losses[0] * 0.7, losses
+    assert result.settings["lora"] is None
+
+
+def test_training_sees_only_assistant_tokens(tiny_model):
+    _, tokenizer = tiny_model
+    dataset = train._dataset(rows(1), tokenizer, max_length=64)
+    rendered = data.render(rows(1)[0], tokenizer)
+    labels = dataset["labels"][0]
+    assert labels == rendered.labels and labels.count(-100) < len(labels)
+    taught = tokenizer.decode([t for t in labels if t != -100])
+    assert taught == '{"category": "billing"}<|im_end|>'
+
+
+def test_empty_training_set_is_refused(tiny_model):
+    with pytest.raises(ValueError, match="at least one training row"):
+        train.sft(*tiny_model, [], profile="smoke", show=False)
+
+
+def test_assistant_token_loss_matches_the_models_own_loss(tiny_model):
+    """The trainer's loss projects only the loss-carrying positions; the value must not change."""
+    model, tokenizer = tiny_model
+    rendered = [data.render(row, tokenizer) for row in rows(3)]
+    width = max(len(r.input_ids) for r in rendered)
+    pad = lambda values, fill: [v + [fill] * (width - len(v)) for v in values]  # noqa: E731
+    batch = {"input_ids": torch.tensor(pad([r.input_ids for r in rendered], 0)),
+             "attention_mask": torch.tensor(pad([[1] * len(r.input_ids) for r in rendered], 0)),
+             "labels": torch.tensor(pad([r.labels for r in rendered], -100))}
+    ours = train._assistant_token_loss(model, batch)
+    theirs = model(**batch).loss
+    assert torch.allclose(ours, theirs, atol=1e-5), (ours, theirs)
+
+
+def test_padding_free_batches_train_like_padded_ones(tiny_model):
+    model, tokenizer = tiny_model
+    runs = [train.sft(model, tokenizer, rows(4), lora=train.LoraSettings(r=4, alpha=8),
+                      profile="smoke", max_steps=2, batch_size=4, padding_free=packed, show=False)
+            for packed in (True, False)]
+    packed, padded = (run.losses()[1] for run in runs)
+    assert packed == pytest.approx(padded, rel=1e-4)
+
+
+class StopAt:
+    """A callback that interrupts training after a given step, like a kernel interrupt would."""
+
+    def __new__(cls, step: int):
+        from transformers import TrainerCallback
+
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if state.global_step == step:
+                    raise KeyboardInterrupt(f"interrupted after step {step}")
+        return Stop()
+
+
+def test_an_interrupted_run_resumes_from_its_last_checkpoint(tiny_model, tmp_path):
+    model, tokenizer = tiny_model
+    settings = dict(lora=train.LoraSettings(r=4, alpha=8, dropout=0.0), profile="smoke",
+                    max_steps=6, batch_size=2, show=False)
+    whole = train.sft(model, tokenizer, rows(), **settings)
+    with pytest.raises(KeyboardInterrupt):
+        train.sft(model, tokenizer, rows(), output_dir=tmp_path, save_every=2,
+                  callbacks=(StopAt(3),), **settings)
+    assert sorted(p.name for p in tmp_path.glob("checkpoint-*")) == ["checkpoint-2"]
+    resumed = train.sft(model, tokenizer, rows(), output_dir=tmp_path, save_every=2,
+                        resume=True, **settings)
+    assert resumed.losses()[0] == [1, 2, 3, 4, 5, 6]  # steps 1-2 come from the checkpoint
+    assert resumed.losses()[1] == pytest.approx(whole.losses()[1], rel=1e-4)
+    lora = {k: v for k, v in whole.model.state_dict().items() if "lora_" in k}
+    again = resumed.model.state_dict()
+    assert lora and all(torch.allclose(v, again[k], atol=1e-5) for k, v in lora.items())
+    assert 0 < resumed.train_tokens < whole.train_tokens  # this session trained steps 3-6 only
+
+
+def test_checkpoints_need_a_folder(tiny_model):
+    with pytest.raises(ValueError, match="output_dir"):
+        train.sft(*tiny_model, rows(), profile="smoke", save_every=2, show=False)
+
+
+def test_resume_without_a_checkpoint_starts_from_zero(tiny_model, tmp_path, capsys):
+    result = train.sft(*tiny_model, rows(), profile="smoke", max_steps=2, batch_size=2,
+                       output_dir=tmp_path, resume=True, show=True)
+    assert "no checkpoint" in capsys.readouterr().out and result.losses()[0] == [1, 2]
+
+
+def test_saved_adapter_reloads_with_its_metadata(tiny_model, tmp_path):
+    from course_utils import evals
+    model, tokenizer = tiny_model
+    result = train.sft(model, tokenizer, rows(), lora=train.LoraSettings(r=4, alpha=8),
+                       profile="smoke", max_steps=2, batch_size=2, show=False)
+    score = evals.rate([True, False, True, True])
+    folder = train.save_adapter(result, tmp_path / "tickets-v1", heldout={"exact match": score})
+    assert (folder / "adapter_model.safetensors").exists()
+    assert not list(tmp_path.glob("tickets-v1.*"))  # no staging folder left behind
+    reloaded, meta = train.load_adapter(folder, model=copy.deepcopy(model))  # PEFT edits it
+    assert meta["data_sha256"] == data.fingerprint(rows())
+    assert meta["kind"] == "lora" and meta["settings"]["lora"]["r"] == 4
+    assert meta["heldout"]["exact match"]["hits"] == 3 and meta["heldout"]["exact match"]["n"] == 4
+    assert meta["train"]["tokens"] == result.train_tokens and meta["versions"]["peft"]
+    batch = torch.tensor([tokenizer("hello there").input_ids])
+    with torch.no_grad():
+        assert torch.allclose(reloaded(batch).logits, result.model(batch).logits, atol=1e-5)
+
+
+def test_reading_metadata_of_a_plain_folder_says_what_is_wrong(tmp_path):
+    with pytest.raises(FileNotFoundError, match="save_adapter"):
+        train.read_metadata(tmp_path)
+
+
+def test_data_fingerprint_follows_content_and_order():
+    assert data.fingerprint(rows()) == data.fingerprint(rows())
+    assert data.fingerprint(rows()) != data.fingerprint(rows()[::-1])
+    assert data.fingerprint(rows()) != data.fingerprint(rows(5))
