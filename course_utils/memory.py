@@ -65,19 +65,26 @@ class Shape:
         names = shapes if targets == "all-linear" else targets
         return self.layers * sum(r * sum(shapes[n]) for n in names)
 
-    def activations_per_token(self, lora: bool = False) -> int:
-        """Values saved for the backward pass, per token and block (no checkpointing).
+    def activation_bytes_per_token(self, act_bytes: int, lora: bool = False,
+                                   dropout: bool = False) -> float:
+        """Bytes saved for the backward pass, per token and block (no checkpointing).
 
-        Attention: the block input, its normalised copy (shared by q, k, v), q, k and v after
-        rotary embedding, and the attention output; MLP: the input, its normalised copy, the
-        gate and up projections, SiLU(gate) and their product. LoRA with dropout also saves a
-        dropped-out copy of the input of every adapted layer.
+        Each RMSNorm saves its input, the input times 1/rms, and its output (3 values per
+        hidden unit; 2 when its weight is frozen, as under LoRA). Attention saves q, k and v
+        after the rotary embedding, its output and the reshaped copy o_proj reads. The MLP
+        saves the gate and up projections, SiLU(gate) and their product. LoRA dropout adds a
+        dropped-out copy of each adapted layer's input, plus a one-byte mask per value.
+        Checked against autograd's own record by `saved_activation_bytes` (chapter 03).
         """
         h, i, kv = self.hidden, self.intermediate, self.kv_dim
-        values = (h + h + h + 2 * kv + h) + (h + h + 4 * i)
-        if lora:
-            values += 3 * h + h + 2 * h + i  # dropout(x) for q, k, v, o, gate, up, down
-        return values
+        norms = 2 * (2 if lora else 3) * h
+        values = norms + (h + 2 * kv) + 2 * h + 4 * i
+        extra = 0.0
+        if lora and dropout:  # q, k, v, o, gate, up read h values each; down reads i
+            copies = 6 * h + i
+            values += copies
+            extra = copies * 1  # the bool masks
+        return values * act_bytes + extra
 
 
 # Llama-style models from 135M to 70B parameters (shapes from their published configs).
@@ -143,22 +150,28 @@ def shape_of(model_or_name) -> Shape:
 
 
 def estimate(model, method: str = "lora", *, batch_size: int = 8, seq_len: int = 512,
-             precision: str = "bf16", r: int = 16, loss_tokens: int | None = None,
-             checkpointing: bool = False) -> Estimate:
+             precision: str = "bf16", r: int = 16, lora_dropout: float = 0.05,
+             loss_tokens: int | None = None, checkpointing: bool = False) -> Estimate:
     """Training memory for one method: 'full', 'lora' (rank r, all linear layers) or 'qlora'.
 
     `precision` is 'fp32' (CPU), 'bf16' (weights, gradients and AdamW state in bf16) or
     'mixed' (bf16 compute, fp32 master weights: ~16 bytes per trainable parameter).
-    `loss_tokens`: positions that get logits (default every position; chapter 02's trainer
-    projects only the assistant tokens). `checkpointing` keeps one value per token and block
+    `loss_tokens`: positions that get logits (default every position; the course's trainer
+    projects only the answer's tokens). `checkpointing` keeps one value per token and block
     and recomputes the rest in the backward pass.
+
+    The parts are added up, which is an upper bound: a full fine-tune's gradients appear
+    during the backward pass as the activations are freed, and `zero_grad()` frees them
+    again, so the two rarely peak together. Not counted: temporary buffers of the backward
+    pass and memory the allocator holds on to (chapter 03 measures both).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if precision not in _PRECISION:
         raise ValueError(f"precision must be one of {tuple(_PRECISION)}, not {precision!r}")
     shape, p = shape_of(model), _PRECISION[precision]
-    if method == "full":
+    lora = method != "full"
+    if not lora:
         trainable = shape.n_params
         weights = shape.n_params * (p["weight"] + p["master"])
         gradients, optimizer = trainable * p["grad"], trainable * p["adam"]
@@ -169,12 +182,13 @@ def estimate(model, method: str = "lora", *, batch_size: int = 8, seq_len: int =
         weights = frozen_linear + shape.other_params * p["weight"] + trainable * 4
         gradients, optimizer = trainable * 4, trainable * 8
     tokens = batch_size * seq_len
-    per_block = shape.hidden if checkpointing else shape.activations_per_token(method != "full")
-    activations = tokens * shape.layers * per_block * p["act"]
-    if checkpointing:  # the block being recomputed holds its full activations again
-        activations += tokens * shape.activations_per_token(method != "full") * p["act"]
+    full_block = shape.activation_bytes_per_token(p["act"], lora, lora_dropout > 0)
+    if checkpointing:  # one value per token and block, plus the block being recomputed
+        activations = tokens * (shape.layers * shape.hidden * p["act"] + full_block)
+    else:
+        activations = tokens * shape.layers * full_block
     logits = batch_size * (loss_tokens if loss_tokens is not None else seq_len)
-    activations += logits * shape.vocab * 4 * 3  # fp32 logits, log-softmax, their gradient
+    activations += logits * shape.vocab * 4  # fp32 log-probabilities, saved by the loss
     return Estimate(shape.name, method, weights, gradients, optimizer, activations, trainable)
 
 
@@ -187,3 +201,46 @@ def table(models=tuple(SHAPES), methods=METHODS, **settings) -> str:
         rows.append(f"{shape.name:15} {shape.n_params / 1e9:7.2f}B "
                     + " ".join(f"{t:8.1f}G" for t in totals))
     return "\n".join(rows)
+
+
+# ---------------------------------------------------------------------------- measuring
+
+def saved_activation_bytes(model, batch: dict) -> int:
+    """Bytes of the tensors autograd saves for the backward pass in one forward pass of
+    `batch` (weights excluded; each storage counted once): the activations, measured."""
+    import torch
+    weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in weights:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        loss = model(**batch).loss
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    return sum(saved.values())
+
+
+def measure_training_peak(make_model, batch: dict, steps: int = 2) -> float:
+    """Peak memory (MB) above the starting point while `make_model()` builds a trainable model
+    and AdamW trains it for `steps` steps on `batch`: process RSS on a CPU (sampled every
+    20 ms), max allocated on a GPU."""
+    import torch
+
+    from .train import PeakMemory, release_memory, rss_mb
+    release_memory()
+    cuda = torch.cuda.is_available()
+    start = 0.0 if cuda else rss_mb()
+    with PeakMemory() as peak:
+        model = make_model().train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+        for _ in range(steps):
+            model(**batch).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()  # frees the gradients (set to None) until the next backward
+    del model, optimizer
+    release_memory()
+    return peak.peak_mb - start

@@ -151,14 +151,15 @@ def build_offline_cache(spec: ModelSpec) -> Path:
     return target
 
 
-def _from_dir(path, dtype, **kwargs):
+def _from_dir(path, dtype, model_kwargs: dict | None = None, **kwargs):
     """Tokenizer and model from a folder or hub id, with padding set up for batches."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
     tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     hf_logging.disable_progress_bar()  # a sub-second load needs no progress bar
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs,
+                                                     **(model_kwargs or {}))
     finally:
         hf_logging.enable_progress_bar()
     if tokenizer.pad_token is None:
@@ -166,30 +167,36 @@ def _from_dir(path, dtype, **kwargs):
     return model, tokenizer
 
 
-def _load_spec(spec: ModelSpec, dtype, source: str):
+def _load_spec(spec: ModelSpec, dtype, source: str, model_kwargs: dict | None = None):
     """Try the routes in order; return (model, tokenizer, where-it-came-from)."""
     if source in ("auto", "hub"):
         try:
-            return (*_from_dir(spec.hub_id, dtype, local_files_only=True), "Hugging Face cache")
+            return (*_from_dir(spec.hub_id, dtype, model_kwargs, local_files_only=True),
+                    "Hugging Face cache")
         except OSError:
             pass
         if hub_reachable():
-            return (*_from_dir(spec.hub_id, dtype), "Hugging Face hub")
+            return (*_from_dir(spec.hub_id, dtype, model_kwargs), "Hugging Face hub")
         if source == "hub":
             raise ModelUnavailableError(f"{spec.hub_id}: the Hugging Face hub is unreachable "
                                         f"(COURSE_MODEL_SOURCE=hub). Unset it to use the "
                                         f"offline copy.")
     cached = offline_cache_path(spec)
     if (cached / "config.json").exists():
-        return (*_from_dir(cached, dtype), f"offline cache {cached}")
+        return (*_from_dir(cached, dtype, model_kwargs), f"offline cache {cached}")
     offline_gguf_path(spec)  # fail fast, with the install command, before the slow part
     print(f"first offline load: de-quantizing {spec.gguf_file} into {cached} (once, ~15 s)")
-    return (*_from_dir(build_offline_cache(spec), dtype), f"offline cache {cached} (new)")
+    return (*_from_dir(build_offline_cache(spec), dtype, model_kwargs),
+            f"offline cache {cached} (new)")
 
 
 def load_model(name: str | None = None, profile=None, dtype=None, device: str | None = None,
-               show: bool = True):
-    """(model, tokenizer) for a registry name, a hub id or a saved folder; see module doc."""
+               show: bool = True, quantize: str | None = None):
+    """(model, tokenizer) for a registry name, a hub id or a saved folder; see module doc.
+
+    quantize="nf4" loads the linear layers in 4-bit NormalFloat through bitsandbytes (QLoRA's
+    format, chapter 03), computing in `dtype`; it runs on a CPU too, slowly.
+    """
     from . import env
     if name is None and profile is not None:
         name = (env.get_profile(profile) if isinstance(profile, str) else profile).model
@@ -198,19 +205,39 @@ def load_model(name: str | None = None, profile=None, dtype=None, device: str | 
     source = os.environ.get("COURSE_MODEL_SOURCE", "auto").lower()
     if source not in ("auto", "hub", "offline"):
         raise ValueError(f"COURSE_MODEL_SOURCE={source!r}: use auto, hub or offline")
+    model_kwargs = _quantization(quantize, dtype, device)
     start = time.perf_counter()
     if name is not None and Path(name).is_dir():
-        (model, tokenizer), where, label = _from_dir(name, dtype), "folder", name
+        (model, tokenizer), where, label = _from_dir(name, dtype, model_kwargs), "folder", name
     else:
         spec = resolve(name)
-        model, tokenizer, where = _load_spec(spec, dtype, source)
+        model, tokenizer, where = _load_spec(spec, dtype, source, model_kwargs)
         label = f"{spec.name} ({spec.hub_id}, {spec.params} parameters)"
         model.course_source = spec.hub_id  # the name saved with adapters, wherever it loaded from
-    model.to(device).eval()
+    if quantize:
+        label += f", linear layers in {quantize}"
+    else:
+        model.to(device)  # a quantized model is placed by device_map, and refuses .to()
+    model.eval()
     if show:
         print(f"loaded {label} from {where} in {time.perf_counter() - start:.1f} s "
               f"on {device}, {str(dtype).replace('torch.', '')}")
     return model, tokenizer
+
+
+def _quantization(quantize: str | None, dtype, device: str) -> dict:
+    """from_pretrained arguments for a quantized load (empty for a plain one)."""
+    if quantize is None:
+        return {}
+    if quantize != "nf4":
+        raise ValueError(f"quantize={quantize!r}: the course supports 'nf4' (QLoRA) or None")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ModelUnavailableError("quantize='nf4' needs bitsandbytes: pip install "
+                                    "bitsandbytes==0.50.2 (make setup installs it)")
+    from transformers import BitsAndBytesConfig
+    config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+    return {"quantization_config": config, "device_map": device}
 
 
 def chat(model, tokenizer, prompt, max_new_tokens: int = 64, system: str | None = None) -> str:

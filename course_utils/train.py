@@ -7,6 +7,10 @@ Every call to the TRL/PEFT APIs lives here, so a rename in those libraries is fi
 module. Rows are rendered by `data.render`, the same function that shows which tokens carry
 loss: training sees exactly what the learner was shown (assistant tokens only).
 Every run records train and validation loss, training tokens per second and peak memory.
+`save_adapter` writes an adapter with what made it (base model, data hash, settings, held-out
+score) and `load_adapter` reads it back; `sft(..., output_dir=, save_every=, resume=True)`
+continues an interrupted run from its last checkpoint. Chapter 03 uses `with_lora`,
+`padded_batch` and `release_memory` to check LoRA and the memory calculator by hand.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class TrainResult:
     peak_memory_mb: float = 0.0  # process RSS on CPU, max allocated on CUDA
     settings: dict = field(default_factory=dict)
     tokenizer: object = None
+    steps: int = 0  # optimizer steps done (fewer than max_steps when a callback stopped it)
 
     @property
     def tokens_per_second(self) -> float:
@@ -57,7 +62,10 @@ class TrainResult:
     def __str__(self) -> str:
         last = {k: self.losses(k)[1][-1] for k in ("train_loss", "val_loss") if self.losses(k)[1]}
         losses = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in last.items())
-        return (f"{self.settings.get('max_steps')} steps in {self.seconds:.0f} s, "
+        stopped = (f" (stopped early, of {self.settings['max_steps']})"
+                   if self.steps and self.steps < self.settings.get("max_steps", 0) else "")
+        return (f"{self.steps or self.settings.get('max_steps')} steps{stopped} in "
+                f"{self.seconds:.0f} s, "
                 f"{self.tokens_per_second:.0f} tokens/s, peak memory {self.peak_memory_mb:,.0f} MB"
                 + (f"; {losses}" if losses else ""))
 
@@ -197,7 +205,7 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
     history = _history_from_log(trainer.state.log_history)
     result = TrainResult(trainer.model.eval(), history, seconds,
                          int(trainer.state.num_input_tokens_seen) - tokens_before,
-                         memory.peak_mb, settings, tokenizer)
+                         memory.peak_mb, settings, tokenizer, trainer.state.global_step)
     if show:
         print(result)
     return result
@@ -273,6 +281,47 @@ def _trainer_class():
             return (loss, {"loss": loss}) if return_outputs else loss
 
     return CourseSFTTrainer
+
+
+def with_lora(model, lora: LoraSettings = LoraSettings()):
+    """A copy of `model` with fresh LoRA adapters (B = 0, so it starts as the model itself);
+    only the adapters are trainable. The PEFT call chapter 03 checks its hand-written layer
+    against."""
+    from peft import get_peft_model
+    with _library_deprecations_hidden():
+        return get_peft_model(copy.deepcopy(model), _lora_config(lora))
+
+
+def trainable_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+def padded_batch(rows: list[dict], tokenizer, max_length: int | None = None) -> dict:
+    """Rows rendered (loss on assistant tokens) and padded to the longest: padding gets
+    attention mask 0 and label -100 (chapter 02's `batch_of`)."""
+    import torch
+    rendered = [data.render(r, tokenizer, max_length) for r in rows]
+    width = max(len(r.input_ids) for r in rendered)
+
+    def pad(values: list[int], fill: int) -> list[int]:
+        return values + [fill] * (width - len(values))
+    return {"input_ids": torch.tensor([pad(r.input_ids, tokenizer.pad_token_id) for r in rendered]),
+            "attention_mask": torch.tensor([pad([1] * len(r.input_ids), 0) for r in rendered]),
+            "labels": torch.tensor([pad(r.labels, -100) for r in rendered])}
+
+
+def release_memory() -> None:
+    """Free what Python and the C allocator hold on to, so the next RSS reading starts low
+    (glibc keeps freed blocks for reuse unless asked to return them)."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc (macOS, Windows): readings may start higher
 
 
 def _lora_config(lora: LoraSettings | None):

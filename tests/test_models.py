@@ -78,3 +78,9 @@ def test_offline_cache_is_built_atomically_and_matches(monkeypatch, tmp_path, re
     ids = tokenizer("Hello there", return_tensors="pt")
     with torch.no_grad():
         assert torch.allclose(rebuilt(**ids).logits, real_model[0](**ids).logits, atol=1e-5)
+
+
+def test_unknown_quantization_is_named():
+    from course_utils import models
+    with pytest.raises(ValueError, match="nf4"):
+        models.load_model(quantize="int3", show=False)

@@ -28,6 +28,23 @@ def test_context_messages_carry_the_retrieved_text():
     assert "$7.50" in messages[1]["content"] and messages[1]["content"].endswith("express shipping?")
 
 
+def test_retrieved_examples_prompt_puts_the_closest_ticket_last():
+    from course_utils import prompts
+
+    def ticket(text, label):
+        return {"messages": [{"role": "user", "content": text},
+                             {"role": "assistant", "content": f'{{"category": "{label}"}}'}]}
+    train = [ticket("my grinder is broken and makes noise", "technical"),
+             ticket("refund my gift card please", "billing"),
+             ticket("the grinder makes a loud noise when grinding", "technical")]
+    [messages] = prompts.retrieved_examples_prompts([ticket("grinder makes a loud noise", "?")],
+                                                    train, k=2)
+    assert messages[0] == {"role": "system", "content": prompts.TICKET_INSTRUCTIONS}
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    assert users == [train[0]["messages"][0]["content"], train[2]["messages"][0]["content"],
+                     "grinder makes a loud noise"]
+
+
 def test_jsonl_round_trip(tmp_path):
     rows = [{"id": 1, "text": "naïve café"}, {"id": 2}]
     assert data.load_jsonl(data.write_jsonl(rows, tmp_path / "x.jsonl")) == rows

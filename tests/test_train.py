@@ -150,3 +150,32 @@ def test_data_fingerprint_follows_content_and_order():
     assert data.fingerprint(rows()) == data.fingerprint(rows())
     assert data.fingerprint(rows()) != data.fingerprint(rows()[::-1])
     assert data.fingerprint(rows()) != data.fingerprint(rows(5))
+
+
+def test_with_lora_starts_as_the_model_and_trains_only_adapters(tiny_model):
+    model, tokenizer = tiny_model
+    adapted = train.with_lora(model, train.LoraSettings(r=4, alpha=8))
+    trainable, total = train.trainable_parameters(adapted)
+    assert 0 < trainable < total and train.trainable_parameters(model)[0] == sum(
+        p.numel() for p in model.parameters())  # the original stays plain and trainable
+    batch = torch.tensor([tokenizer("hello there").input_ids])
+    with torch.no_grad():
+        assert torch.equal(adapted(batch).logits, model(batch).logits)  # B = 0 at the start
+
+
+def test_padded_batch_masks_padding_out_of_attention_and_loss(tiny_model):
+    model, tokenizer = tiny_model
+    short = {"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}
+    batch = train.padded_batch([rows(1)[0], short], tokenizer)
+    lengths = batch["attention_mask"].sum(dim=1).tolist()
+    assert lengths[0] > lengths[1] and batch["input_ids"].shape[1] == lengths[0]
+    assert (batch["labels"][1, lengths[1]:] == -100).all()
+    alone = train.padded_batch([short], tokenizer)
+    with torch.no_grad():  # padding changes nothing: the short row's loss is the same alone
+        padded_loss = model(**{k: v[1:] for k, v in batch.items()}).loss
+        assert torch.allclose(padded_loss, model(**alone).loss, atol=1e-5)
+
+
+def test_release_memory_runs_anywhere():
+    train.release_memory()
+    assert train.rss_mb() > 0
