@@ -169,38 +169,103 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
     if resume and checkpoint is None and show:
         print(f"no checkpoint in {output_dir}: starting from step 0")
     model = model if inplace else copy.deepcopy(model)
-    device = env.get_device()
-    half = env.get_dtype(device)
-    import torch
     config = SFTConfig(
-        output_dir=str(output_dir), max_steps=settings["max_steps"],
-        per_device_train_batch_size=settings["batch_size"], per_device_eval_batch_size=16,
-        learning_rate=settings["learning_rate"], lr_scheduler_type="linear", warmup_steps=0,
-        max_length=None, padding_free=padding_free, seed=seed, data_seed=seed, logging_steps=1,
-        eval_strategy="steps" if val_rows else "no", eval_steps=eval_every or settings["max_steps"],
+        **_common_args(settings, output_dir, bool(val_rows), eval_every, show, seed),
+        max_length=None, padding_free=padding_free,
         save_strategy="steps" if save_every else "no", save_steps=save_every or 500,
-        save_total_limit=2, report_to="none", activation_checkpointing=False,
-        use_cpu=device == "cpu", bf16=half == torch.bfloat16, fp16=half == torch.float16,
-        disable_tqdm=env.is_headless() or not show, dataloader_num_workers=0,
-        prediction_loss_only=True,
-        include_num_input_tokens_seen="non_padding")  # throughput counts real tokens only
+        save_total_limit=2, activation_checkpointing=False)
     with _library_deprecations_hidden():
         trainer = _make_trainer(model, tokenizer, config, train_rows, val_rows, lora, settings,
-                                [*([_progress_printer(max(1, settings["max_steps"] // 4))]
-                                   if show and env.is_headless() else []), *callbacks])
-        env.seed_everything(seed)
-        tokens_before = 0
-        if checkpoint:
-            from transformers import TrainerState
-            state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
-            tokens_before = int(state.num_input_tokens_seen)
-            if show:
-                print(f"resuming from {checkpoint} (step {state.global_step} of "
-                      f"{settings['max_steps']})")
-        with PeakMemory() as memory:
-            start = time.perf_counter()
-            trainer.train(resume_from_checkpoint=checkpoint)
-            seconds = time.perf_counter() - start
+                                _with_printer(callbacks, settings, show))
+        return _train_and_measure(trainer, settings, tokenizer, seed, show, checkpoint)
+
+
+def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None = None,
+        lora: LoraSettings | None = LoraSettings(), profile=None, *, beta: float = 0.1,
+        max_steps: int | None = None, batch_size: int | None = None,
+        learning_rate: float | None = None, max_length: int | None = None,
+        eval_every: int | None = None, seed: int = 0, inplace: bool = False, show: bool = True,
+        callbacks: tuple = ()) -> TrainResult:
+    """Preference-tune with DPO (TRL's DPOTrainer) on {"prompt", "chosen", "rejected"} rows,
+    each a list of chat messages; other keys (ids, notes) are ignored.
+
+    With LoRA the reference model is this same network with the adapter switched off, so no
+    second copy is held. A model that already carries an adapter (an SFT result) is merged
+    first: the reference is then the SFT model, and DPO trains a fresh adapter on top.
+    `beta` sets how far the policy may move from the reference. History: train and
+    validation loss, reward margin and preference accuracy. Learning rate defaults: 5e-5
+    with LoRA, 1e-6 full (TRL's default; a full DPO also holds a frozen reference copy).
+    """
+    from trl import DPOConfig, DPOTrainer
+
+    if not train_pairs:
+        raise ValueError("dpo needs at least one preference pair")
+    keys = ("prompt", "chosen", "rejected")
+    for index, pair in enumerate(train_pairs + list(val_pairs or [])):
+        missing = [k for k in keys if not isinstance(pair.get(k), list) or not pair.get(k)]
+        if missing:
+            raise ValueError(f"pair {index} ({pair.get('id', 'no id')}): {', '.join(missing)} "
+                             f"missing or not a list of messages; DPO rows look like "
+                             f'{{"prompt": [messages], "chosen": [assistant message], '
+                             f'"rejected": [assistant message]}}')
+    profile = env.get_profile(profile) if profile is None or isinstance(profile, str) else profile
+    settings = dict(method="dpo", beta=beta, max_steps=max_steps or profile.max_steps,
+                    batch_size=batch_size or profile.batch_size,
+                    learning_rate=learning_rate or (5e-5 if lora else 1e-6),
+                    max_length=max_length or profile.max_length, seed=seed,
+                    lora=asdict(lora) if lora else None, train_rows=len(train_pairs),
+                    data_sha256=data.fingerprint(train_pairs),
+                    base_model=getattr(model, "course_source", None) or model.name_or_path)
+    model = model if inplace else copy.deepcopy(model)
+    if hasattr(model, "merge_and_unload"):  # an SFT adapter: fold it in, it becomes the reference
+        model = model.merge_and_unload()
+    from datasets import Dataset
+
+    def rows(pairs):
+        return Dataset.from_list([{k: p[k] for k in keys} for p in pairs]) if pairs else None
+    with _library_deprecations_hidden():  # DPOConfig's own defaults use renamed names
+        config = DPOConfig(**_common_args(settings, tempfile.mkdtemp(prefix="course-dpo-"),
+                                          bool(val_pairs), eval_every, show, seed),
+                           beta=beta, max_length=settings["max_length"], save_strategy="no",
+                           activation_checkpointing=False)
+    import datasets
+    datasets.disable_progress_bars()
+    try:
+        with _library_deprecations_hidden():
+            from transformers import PrinterCallback
+            trainer = DPOTrainer(model=model, args=config, train_dataset=rows(train_pairs),
+                                 eval_dataset=rows(val_pairs), processing_class=tokenizer,
+                                 peft_config=_lora_config(lora),
+                                 callbacks=_with_printer(callbacks, settings, show))
+            trainer.remove_callback(PrinterCallback)
+            return _train_and_measure(trainer, settings, tokenizer, seed, show)
+    finally:
+        datasets.enable_progress_bars()
+
+
+def _with_printer(callbacks: tuple, settings: dict, show: bool) -> list:
+    """The caller's callbacks, plus the progress printer for headless runs."""
+    printer = [_progress_printer(max(1, settings["max_steps"] // 4))] if show and env.is_headless() else []
+    return [*printer, *callbacks]
+
+
+def _train_and_measure(trainer, settings: dict, tokenizer, seed: int, show: bool,
+                       checkpoint: str | None = None) -> TrainResult:
+    """Run trainer.train() (from a checkpoint if given), timed and with peak memory, and
+    gather the result: history, throughput in real tokens, the trained model."""
+    env.seed_everything(seed)
+    tokens_before = 0
+    if checkpoint:
+        from transformers import TrainerState
+        state = TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json"))
+        tokens_before = int(state.num_input_tokens_seen)
+        if show:
+            print(f"resuming from {checkpoint} (step {state.global_step} of "
+                  f"{settings['max_steps']})")
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        trainer.train(resume_from_checkpoint=checkpoint)
+        seconds = time.perf_counter() - start
     # The trainer's log also holds the steps before a resume (it is saved in each checkpoint).
     history = _history_from_log(trainer.state.log_history)
     result = TrainResult(trainer.model.eval(), history, seconds,
@@ -216,8 +281,28 @@ def _library_deprecations_hidden():
     """Hide a transformers 5 deprecation that TRL and PEFT raise internally: the learner did
     nothing wrong and cannot act on it."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*is deprecated")
         yield
+
+
+def _common_args(settings: dict, output_dir, has_val: bool, eval_every: int | None,
+                 show: bool, seed: int) -> dict:
+    """TrainingArguments shared by every course trainer: steps, batch, rate, precision for the
+    device, logging every step, evaluation, no reporting, real-token counting."""
+    import torch
+    device = env.get_device()
+    half = env.get_dtype(device)
+    return dict(
+        output_dir=str(output_dir), max_steps=settings["max_steps"],
+        per_device_train_batch_size=settings["batch_size"], per_device_eval_batch_size=16,
+        learning_rate=settings["learning_rate"], lr_scheduler_type="linear", warmup_steps=0,
+        seed=seed, data_seed=seed, logging_steps=1,
+        eval_strategy="steps" if has_val else "no",
+        eval_steps=eval_every or settings["max_steps"], report_to="none",
+        use_cpu=device == "cpu", bf16=half == torch.bfloat16, fp16=half == torch.float16,
+        disable_tqdm=env.is_headless() or not show, dataloader_num_workers=0,
+        prediction_loss_only=True,
+        include_num_input_tokens_seen="non_padding")  # throughput counts real tokens only
 
 
 def _make_trainer(model, tokenizer, config, train_rows, val_rows, lora, settings, callbacks):
@@ -237,11 +322,18 @@ def _make_trainer(model, tokenizer, config, train_rows, val_rows, lora, settings
     return trainer
 
 
+# Trainer log keys -> the names in TrainResult.history (DPO adds its reward statistics).
+_LOGGED = (("loss", "train_loss"), ("eval_loss", "val_loss"),
+           ("rewards/margins", "margin"), ("rewards/accuracies", "preference_accuracy"),
+           ("eval_rewards/margins", "val_margin"),
+           ("eval_rewards/accuracies", "val_preference_accuracy"))
+
+
 def _history_from_log(log_history: list[dict]) -> list[dict]:
-    """Our history records from the trainer's log: one per logged train or validation loss."""
+    """Our history records from the trainer's log: one per logged value we keep."""
     history = []
     for logs in log_history:
-        for key, name in (("loss", "train_loss"), ("eval_loss", "val_loss")):
+        for key, name in _LOGGED:
             if key in logs:
                 history.append({"step": logs["step"], name: float(logs[key])})
     return history

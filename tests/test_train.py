@@ -179,3 +179,44 @@ def test_padded_batch_masks_padding_out_of_attention_and_loss(tiny_model):
 def test_release_memory_runs_anywhere():
     train.release_memory()
     assert train.rss_mb() > 0
+
+
+def pairs(n: int = 4) -> list[dict]:
+    return [{"id": f"p{i}", "prompt": [{"role": "user", "content": f"question {i}"}],
+             "chosen": [{"role": "assistant", "content": "Hi! Happy to help."}],
+             "rejected": [{"role": "assistant", "content": "no"}]} for i in range(n)]
+
+
+def test_dpo_records_margins_and_accuracy_with_the_adapter_as_reference(tiny_model):
+    model, tokenizer = tiny_model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    result = train.dpo(model, tokenizer, pairs(), pairs(2), lora=train.LoraSettings(r=4, alpha=8),
+                       profile="smoke", max_steps=3, batch_size=2, learning_rate=1e-2,
+                       eval_every=3, show=False)
+    assert result.losses("train_loss")[0] == [1, 2, 3]
+    margins = result.losses("margin")[1]
+    # step 1 is scored before any update: policy = reference (adapter B = 0), margin 0
+    assert margins[0] == pytest.approx(0.0, abs=1e-6) and margins[-1] > 0
+    assert result.losses("val_preference_accuracy")[0] == [3]
+    assert result.train_tokens > 0 and result.peak_memory_mb > 0
+    assert result.settings["method"] == "dpo" and result.settings["beta"] == 0.1
+    assert type(result.model).__name__.startswith("Peft")
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_dpo_on_an_sft_adapter_uses_the_sft_model_as_reference(tiny_model):
+    model, tokenizer = tiny_model
+    sft = train.sft(model, tokenizer, rows(), lora=train.LoraSettings(r=4, alpha=8),
+                    profile="smoke", max_steps=2, batch_size=2, learning_rate=1e-2, show=False)
+    result = train.dpo(sft.model, tokenizer, pairs(), lora=train.LoraSettings(r=4, alpha=8),
+                       profile="smoke", max_steps=1, batch_size=2, show=False)
+    # merged SFT model = reference; the fresh adapter starts equal to it: margin 0 at step 1
+    assert result.losses("margin")[1][0] == pytest.approx(0.0, abs=1e-6)
+    assert type(sft.model).__name__.startswith("Peft")  # the SFT result itself is untouched
+
+
+def test_dpo_names_a_malformed_pair(tiny_model):
+    bad = pairs(2)
+    bad[1]["chosen"] = "Hi! Happy to help."
+    with pytest.raises(ValueError, match=r"pair 1 \(p1\): chosen"):
+        train.dpo(*tiny_model, bad, profile="smoke", show=False)
