@@ -151,14 +151,8 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
-    profile = env.get_profile(profile) if profile is None or isinstance(profile, str) else profile
-    settings = dict(max_steps=max_steps or profile.max_steps,
-                    batch_size=batch_size or profile.batch_size,
-                    learning_rate=learning_rate or (1e-3 if lora else 5e-5),
-                    max_length=max_length or profile.max_length, seed=seed,
-                    lora=asdict(lora) if lora else None, train_rows=len(train_rows),
-                    data_sha256=data.fingerprint(train_rows),
-                    base_model=getattr(model, "course_source", None) or model.name_or_path)
+    settings = _settings(model, train_rows, lora, profile, max_steps, batch_size,
+                         learning_rate or (1e-3 if lora else 5e-5), max_length, seed)
     if not train_rows:
         raise ValueError("sft needs at least one training row")
     if (resume or save_every) and output_dir is None:
@@ -208,14 +202,9 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
                              f"missing or not a list of messages; DPO rows look like "
                              f'{{"prompt": [messages], "chosen": [assistant message], '
                              f'"rejected": [assistant message]}}')
-    profile = env.get_profile(profile) if profile is None or isinstance(profile, str) else profile
-    settings = dict(method="dpo", beta=beta, max_steps=max_steps or profile.max_steps,
-                    batch_size=batch_size or profile.batch_size,
-                    learning_rate=learning_rate or (5e-5 if lora else 1e-6),
-                    max_length=max_length or profile.max_length, seed=seed,
-                    lora=asdict(lora) if lora else None, train_rows=len(train_pairs),
-                    data_sha256=data.fingerprint(train_pairs),
-                    base_model=getattr(model, "course_source", None) or model.name_or_path)
+    settings = _settings(model, train_pairs, lora, profile, max_steps, batch_size,
+                         learning_rate or (5e-5 if lora else 1e-6), max_length, seed,
+                         method="dpo", beta=beta)
     model = model if inplace else copy.deepcopy(model)
     if hasattr(model, "merge_and_unload"):  # an SFT adapter: fold it in, it becomes the reference
         model = model.merge_and_unload()
@@ -241,6 +230,18 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
             return _train_and_measure(trainer, settings, tokenizer, seed, show)
     finally:
         datasets.enable_progress_bars()
+
+
+def _settings(model, rows: list[dict], lora: LoraSettings | None, profile, max_steps,
+              batch_size, learning_rate: float, max_length, seed: int, **extra) -> dict:
+    """A run's settings, sizes from the profile unless given: what save_adapter records."""
+    profile = env.get_profile(profile) if profile is None or isinstance(profile, str) else profile
+    return dict(max_steps=max_steps or profile.max_steps,
+                batch_size=batch_size or profile.batch_size, learning_rate=learning_rate,
+                max_length=max_length or profile.max_length, seed=seed,
+                lora=asdict(lora) if lora else None, train_rows=len(rows),
+                data_sha256=data.fingerprint(rows),
+                base_model=getattr(model, "course_source", None) or model.name_or_path, **extra)
 
 
 def _with_printer(callbacks: tuple, settings: dict, show: bool) -> list:
