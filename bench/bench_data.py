@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import random
 import re
@@ -144,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def section(results: list[tuple[str, float, str]], n: int, size_mb: float, planted: dict) -> str:
     """The Markdown section: what was measured, the table of timings, and the totals."""
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    machine = benchmarks.machine()
     seconds = dict((name, s) for name, s, _ in results)
     check = seconds["validate(path)"] + seconds["dedupe(rows)"]
     head = (f"## Data checks ({time.strftime('%Y-%m-%d')}, {machine}, Python "

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from course_utils import benchmarks  # noqa: E402
 
 RUNS = ("plain TRL", "course_utils.train.sft")
 # Dense bf16 peak TFLOPS by GPU name (vendor data sheets), for MFU.
@@ -103,7 +104,7 @@ def section(results: list[dict], steps: int, batch_size: int) -> str:
     """The Markdown section: the two runs and the ratios."""
     plain, ours = results
     device = ours["device"] if ours["device"] != "cpu" else (
-        f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)")
+        f"CPU ({benchmarks.machine()})")
     lines = [f"## Training throughput: train.sft vs plain TRL ({time.strftime('%Y-%m-%d')}, "
              f"{device})", "",
              f"`bench/bench_train.py`: SmolLM2-135M-Instruct, LoRA r 16 on all linear layers, "
@@ -152,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     text = section(results, args.steps, args.batch_size)
     print(text)
     if args.out:
-        from course_utils import benchmarks
         print(f"wrote the train section of {benchmarks.write_section(args.out, 'train', text)}")
     return 0
 

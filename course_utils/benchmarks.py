@@ -8,9 +8,16 @@ running one benchmark never erases the figures of another.
 
 from __future__ import annotations
 
+import os
+import platform
 from pathlib import Path
 
 HEADER = "# Benchmarks\n\nWritten by `make bench`.\n"  # the start of a new file
+
+
+def machine() -> str:
+    """This machine in a few words for a benchmark heading, e.g. 'x86_64, 2 cores'."""
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
 def section_markers(name: str) -> tuple[str, str]:

@@ -156,7 +156,7 @@ def record_times(out: str | Path, times: dict[str, dict[str, str]]) -> Path:
     for notebook, measured in times.items():
         table.setdefault(notebook, {}).update(measured)
     profiles = [p for p in PROFILE_COLUMNS if any(p in row for row in table.values())]
-    machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+    machine = benchmarks.machine()
     body = (f"## Notebook wall time (updated {time.strftime('%Y-%m-%d')}, {machine})\n\n"
             "Written by `course bench` and `course run --record`; gpu times come from a GPU "
             "machine.\n\n| notebook | " + " | ".join(profiles) + " |\n|---|"

@@ -56,8 +56,11 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def get_profile(name: str | None = None) -> Profile:
-    """The profile named, else $COURSE_PROFILE, else gpu with CUDA and cpu without."""
+def get_profile(name: str | Profile | None = None) -> Profile:
+    """The profile named (a Profile is returned as it is), else $COURSE_PROFILE, else gpu
+    with CUDA and cpu without."""
+    if isinstance(name, Profile):
+        return name
     if name is not None:
         why = "asked for by name"
     elif os.environ.get("COURSE_PROFILE"):

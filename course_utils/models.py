@@ -199,7 +199,7 @@ def load_model(name: str | None = None, profile=None, dtype=None, device: str | 
     """
     from . import env
     if name is None and profile is not None:
-        name = (env.get_profile(profile) if isinstance(profile, str) else profile).model
+        name = env.get_profile(profile).model
     device = device or env.get_device()
     dtype = dtype or env.get_dtype(device)
     source = os.environ.get("COURSE_MODEL_SOURCE", "auto").lower()

@@ -168,9 +168,14 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
         max_length=None, padding_free=padding_free,
         save_strategy="steps" if save_every else "no", save_steps=save_every or 500,
         save_total_limit=2, activation_checkpointing=False)
+    length = settings["max_length"]
     with _library_deprecations_hidden():
-        trainer = _make_trainer(model, tokenizer, config, train_rows, val_rows, lora, settings,
-                                _with_printer(callbacks, settings, show))
+        trainer = _new_trainer(
+            _trainer_class(), model=model, args=config,
+            train_dataset=_dataset(train_rows, tokenizer, length),
+            eval_dataset=_dataset(val_rows, tokenizer, length) if val_rows else None,
+            processing_class=tokenizer, peft_config=_lora_config(lora),
+            callbacks=_with_printer(callbacks, settings, show))
         return _train_and_measure(trainer, settings, tokenizer, seed, show, checkpoint)
 
 
@@ -212,30 +217,22 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
 
     def rows(pairs):
         return Dataset.from_list([{k: p[k] for k in keys} for p in pairs]) if pairs else None
-    with _library_deprecations_hidden():  # DPOConfig's own defaults use renamed names
+    with _library_deprecations_hidden():  # DPOConfig's own defaults use renamed names too
         config = DPOConfig(**_common_args(settings, tempfile.mkdtemp(prefix="course-dpo-"),
                                           bool(val_pairs), eval_every, show, seed),
                            beta=beta, max_length=settings["max_length"], save_strategy="no",
                            activation_checkpointing=False)
-    import datasets
-    datasets.disable_progress_bars()
-    try:
-        with _library_deprecations_hidden():
-            from transformers import PrinterCallback
-            trainer = DPOTrainer(model=model, args=config, train_dataset=rows(train_pairs),
-                                 eval_dataset=rows(val_pairs), processing_class=tokenizer,
-                                 peft_config=_lora_config(lora),
-                                 callbacks=_with_printer(callbacks, settings, show))
-            trainer.remove_callback(PrinterCallback)
-            return _train_and_measure(trainer, settings, tokenizer, seed, show)
-    finally:
-        datasets.enable_progress_bars()
+        trainer = _new_trainer(DPOTrainer, model=model, args=config,
+                               train_dataset=rows(train_pairs), eval_dataset=rows(val_pairs),
+                               processing_class=tokenizer, peft_config=_lora_config(lora),
+                               callbacks=_with_printer(callbacks, settings, show))
+        return _train_and_measure(trainer, settings, tokenizer, seed, show)
 
 
 def _settings(model, rows: list[dict], lora: LoraSettings | None, profile, max_steps,
               batch_size, learning_rate: float, max_length, seed: int, **extra) -> dict:
     """A run's settings, sizes from the profile unless given: what save_adapter records."""
-    profile = env.get_profile(profile) if profile is None or isinstance(profile, str) else profile
+    profile = env.get_profile(profile)
     return dict(max_steps=max_steps or profile.max_steps,
                 batch_size=batch_size or profile.batch_size, learning_rate=learning_rate,
                 max_length=max_length or profile.max_length, seed=seed,
@@ -306,17 +303,15 @@ def _common_args(settings: dict, output_dir, has_val: bool, eval_every: int | No
         include_num_input_tokens_seen="non_padding")  # throughput counts real tokens only
 
 
-def _make_trainer(model, tokenizer, config, train_rows, val_rows, lora, settings, callbacks):
-    """Our SFTTrainer on rendered rows, with the progress printer instead of raw log dicts."""
+def _new_trainer(trainer_class, **kwargs):
+    """A TRL trainer, built without the datasets progress bars of its in-memory preparation
+    (steps of milliseconds), and reporting through our progress printer rather than raw log
+    dicts."""
     import datasets
     from transformers import PrinterCallback
-    datasets.disable_progress_bars()  # bars for in-memory steps that take milliseconds
+    datasets.disable_progress_bars()
     try:
-        trainer = _trainer_class()(
-            model=model, args=config,
-            train_dataset=_dataset(train_rows, tokenizer, settings["max_length"]),
-            eval_dataset=_dataset(val_rows, tokenizer, settings["max_length"]) if val_rows else None,
-            processing_class=tokenizer, peft_config=_lora_config(lora), callbacks=callbacks)
+        trainer = trainer_class(**kwargs)
     finally:
         datasets.enable_progress_bars()
     trainer.remove_callback(PrinterCallback)

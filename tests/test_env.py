@@ -65,3 +65,9 @@ def test_timer_records_seconds(capsys):
 def test_versions_reports_missing_packages():
     found = env.versions(("torch", "surely-not-a-package"))
     assert found["torch"].startswith("2.") and found["surely-not-a-package"] == "not installed"
+
+
+def test_get_profile_passes_a_profile_through():
+    from course_utils import env
+    tweaked = env.PROFILES["smoke"].scaled(max_steps=1)
+    assert env.get_profile(tweaked) is tweaked
