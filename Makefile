@@ -47,12 +47,13 @@ notebooks: setup
 	COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 $(BIN)/course run --profile cpu --inplace --record docs/benchmarks.md notebooks
 
 # Wall time of every notebook in the smoke and cpu profiles, the data checks on a
-# 100,000-row file, and train.sft vs a plain TRL run, into docs/benchmarks.md: each
-# replaces only its own section there.
+# 100,000-row file, train.sft and train.dpo each against a plain TRL run, into
+# docs/benchmarks.md: each replaces only its own section there.
 bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/course bench --profiles smoke cpu --out docs/benchmarks.md
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_data.py --out docs/benchmarks.md
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_train.py --out docs/benchmarks.md
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_dpo.py --out docs/benchmarks.md
 
 doctor: setup
 	$(BIN)/course doctor

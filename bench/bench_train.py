@@ -127,6 +127,22 @@ def section(results: list[dict], steps: int, batch_size: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def run_in_processes(script: str, kinds: tuple[str, ...], argv: list[str]) -> list[dict]:
+    """Run `script --one KIND ARGV...` for each kind in a fresh Python process (so no run's
+    memory inflates another's peak) and collect the JSON line each prints last."""
+    results = []
+    for kind in kinds:
+        print(f"running {kind} ...", flush=True)
+        child = subprocess.run([sys.executable, script, "--one", kind, *argv],
+                               capture_output=True, text=True,
+                               env={**os.environ, "COURSE_HEADLESS": "1"})
+        if child.returncode:
+            print(child.stderr[-3000:], file=sys.stderr)
+            raise SystemExit(f"the {kind} run failed (exit {child.returncode})")
+        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    return results
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16)
@@ -139,17 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.one:
         print(json.dumps(one_run(args.one, args.steps, args.batch_size, args.seed)))
         return 0
-    results = []
-    for kind in RUNS:
-        print(f"running {kind} ...", flush=True)
-        child = subprocess.run([sys.executable, __file__, "--one", kind, "--steps", str(args.steps),
-                                "--batch-size", str(args.batch_size), "--seed", str(args.seed)],
-                               capture_output=True, text=True, env={**os.environ,
-                                                                    "COURSE_HEADLESS": "1"})
-        if child.returncode:
-            print(child.stderr[-3000:], file=sys.stderr)
-            raise SystemExit(f"the {kind} run failed (exit {child.returncode})")
-        results.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    results = run_in_processes(__file__, RUNS, ["--steps", str(args.steps), "--batch-size",
+                                                str(args.batch_size), "--seed", str(args.seed)])
     text = section(results, args.steps, args.batch_size)
     print(text)
     if args.out:

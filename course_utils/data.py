@@ -193,8 +193,18 @@ def fingerprint(rows: Sequence[dict]) -> str:
 
 
 def load_split(dataset: str, split: str) -> list[dict]:
-    """A frozen split of a course dataset, e.g. load_split('tickets', 'test')."""
-    return load_jsonl(DATA_DIR / dataset / f"{split}.jsonl")
+    """A frozen split of a course dataset: load_split('tickets', 'test') reads
+    data/tickets/test.jsonl; a dataset with several files names one as folder/kind:
+    load_split('voice/pairs', 'train') reads data/voice/pairs_train.jsonl."""
+    folder, _, kind = dataset.partition("/")
+    path = DATA_DIR / folder / (f"{kind}_{split}.jsonl" if kind else f"{split}.jsonl")
+    if not path.exists():
+        known = sorted({f"{p.parent.name}/{p.stem.rpartition('_')[0]}".rstrip("/")
+                        for p in DATA_DIR.glob("*/*.jsonl")
+                        if p.stem.rpartition("_")[2] in ("train", "val", "test")})
+        raise FileNotFoundError(f"no split {split!r} of {dataset!r} ({path} does not exist); "
+                                f"datasets with train/val/test splits: {', '.join(known)}")
+    return load_jsonl(path)
 
 
 def take(rows: list, n: int) -> list:

@@ -10,6 +10,7 @@ with 60 held-out rows, "48/60" could easily have been 42 or 54 on another sample
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -176,6 +177,68 @@ def score_contains(predictions: list[str], rows: list[dict]) -> tuple[list[bool]
         raise ValueError(f"{len(predictions)} predictions for {len(rows)} rows: they must pair up")
     correct = [contains_any(p, r["accept"]) for p, r in zip(predictions, rows)]
     return correct, rate(correct)
+
+
+# ---------------------------------------------------------------------------- house voice
+
+VOICE_SIGN_OFF = "— Brightbrew Support"
+VOICE_BANNED = ("unfortunately", "we apologize for any inconvenience", "valued customer")
+VOICE_TIMEFRAME = re.compile(
+    r"\bwithin (\d+( to \d+)?|one|two|three|a few) (working |business )?"
+    r"(minutes?|hours?|days?|weeks?)\b|\b(today|tomorrow)\b"
+    r"|\bby (Monday|Tuesday|Wednesday|Thursday|Friday|Saturday)\b", re.I)
+
+
+def voice_rules(reply: str, greeting: str | None = None) -> dict[str, bool]:
+    """Each machine-checkable house-voice rule (data/README.md) -> whether `reply` keeps it.
+
+    `greeting` is the exact first line expected ("Hi Sofia," for a customer who signed
+    Sofia, "Hi there," otherwise); None accepts any "Hi <Name>," or "Hi there,". The rule
+    "warm and plain" is left to people: a regular expression cannot judge warmth.
+    """
+    lines = reply.strip().split("\n")
+    body = "\n".join(lines[1:-1]).strip()
+    sentences = [s for s in re.split(r"(?<=[.?!])\s+", body) if s]
+    first = lines[0].strip()
+    return {
+        "greeting": (first == greeting if greeting is not None
+                     else re.fullmatch(r"Hi ([A-Z][a-z'-]+|there),", first) is not None),
+        "sign-off": len(lines) > 1 and lines[-1].strip() == VOICE_SIGN_OFF,
+        "2-4 sentences": 2 <= len(sentences) <= 4,
+        "at most 60 words": len(body.split()) <= 60,
+        "next step with a timeframe": VOICE_TIMEFRAME.search(body) is not None,
+        "no exclamation mark": "!" not in reply,
+        "no emoji": all(ord(c) < 0x2000 or c == "—" for c in reply),
+        "no banned phrase": not any(b in reply.lower() for b in VOICE_BANNED),
+    }
+
+
+@dataclass
+class VoiceScores:
+    """Per-reply house-voice scores: each rule kept or not, and all rules kept ("in voice")."""
+
+    rules: dict[str, list[bool]]
+    in_voice: list[bool]
+    metrics: dict[str, Metric] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{name:28} {m}" for name, m in self.metrics.items())
+
+
+def score_voice(replies: list[str], rows: list[dict]) -> VoiceScores:
+    """The house-voice style metric: which rules each reply keeps, and the share of replies
+    that keep them all, with bootstrap intervals. The greeting expected for each row is the
+    first line of its reference reply (a pair's "chosen", or a chat row's last turn)."""
+    if len(replies) != len(rows):
+        raise ValueError(f"{len(replies)} replies for {len(rows)} rows: they must pair up")
+    expected = [(r["chosen"][-1]["content"] if "chosen" in r else reference(r)).split("\n")[0]
+                for r in rows]
+    checked = [voice_rules(reply, greeting) for reply, greeting in zip(replies, expected)]
+    rules = {name: [c[name] for c in checked] for name in checked[0]} if checked else {}
+    in_voice = [all(c.values()) for c in checked]
+    metrics = {"in house voice (all rules)": rate(in_voice),
+               **{name: rate(kept) for name, kept in rules.items()}}
+    return VoiceScores(rules, in_voice, metrics)
 
 
 def results_table(results: dict[str, dict[str, Metric]]) -> str:

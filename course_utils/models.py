@@ -247,3 +247,30 @@ def chat(model, tokenizer, prompt, max_new_tokens: int = 64, system: str | None 
     if system:
         messages = [{"role": "system", "content": system}, *messages]
     return generate_from_messages(model, tokenizer, [messages], max_new_tokens=max_new_tokens)[0]
+
+
+def fewer_layers(model, n_layers: int):
+    """A smaller copy of a decoder model that keeps `n_layers` of its transformer blocks,
+    evenly spaced from first to last (with the embeddings and the LM head): the usual start
+    for a distilled student (DistilBERT kept every other layer of BERT). It shares the
+    tokenizer, so it can learn from its parent's output distribution token by token."""
+    import copy
+
+    import torch
+    base = getattr(model, model.base_model_prefix)
+    layers = base.layers
+    if not 1 <= n_layers <= len(layers):
+        raise ValueError(f"n_layers={n_layers}: the model has {len(layers)} layers; keep 1 to "
+                         f"{len(layers)}")
+    keep = sorted({round(i * (len(layers) - 1) / max(n_layers - 1, 1)) for i in range(n_layers)})
+    smaller = copy.deepcopy(model)
+    inner = getattr(smaller, smaller.base_model_prefix)
+    inner.layers = torch.nn.ModuleList(inner.layers[i] for i in keep)
+    for index, layer in enumerate(inner.layers):  # the generation cache is indexed by layer
+        layer.self_attn.layer_idx = index
+    smaller.config.num_hidden_layers = n_layers
+    if getattr(smaller.config, "layer_types", None):
+        smaller.config.layer_types = [smaller.config.layer_types[i] for i in keep]
+    smaller.course_source = f"{getattr(model, 'course_source', model.name_or_path)} " \
+                            f"({n_layers} of {len(layers)} layers)"
+    return smaller

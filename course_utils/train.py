@@ -191,42 +191,204 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
     With LoRA the reference model is this same network with the adapter switched off, so no
     second copy is held. A model that already carries an adapter (an SFT result) is merged
     first: the reference is then the SFT model, and DPO trains a fresh adapter on top.
+    TRL turns dropout off for DPO (its `disable_dropout=True`), LoRA's included, so the
+    log-probabilities the loss compares do not depend on random masks.
     `beta` sets how far the policy may move from the reference. History: train and
     validation loss, reward margin and preference accuracy. Learning rate defaults: 5e-5
     with LoRA, 1e-6 full (TRL's default; a full DPO also holds a frozen reference copy).
     """
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
     if not train_pairs:
         raise ValueError("dpo needs at least one preference pair")
-    keys = ("prompt", "chosen", "rejected")
-    for index, pair in enumerate(train_pairs + list(val_pairs or [])):
-        missing = [k for k in keys if not isinstance(pair.get(k), list) or not pair.get(k)]
-        if missing:
-            raise ValueError(f"pair {index} ({pair.get('id', 'no id')}): {', '.join(missing)} "
-                             f"missing or not a list of messages; DPO rows look like "
-                             f'{{"prompt": [messages], "chosen": [assistant message], '
-                             f'"rejected": [assistant message]}}')
+    _check_pairs(train_pairs + list(val_pairs or []))
     settings = _settings(model, train_pairs, lora, profile, max_steps, batch_size,
                          learning_rate or (5e-5 if lora else 1e-6), max_length, seed,
                          method="dpo", beta=beta)
+    _check_prompt_lengths(train_pairs + list(val_pairs or []), tokenizer, settings["max_length"])
     model = model if inplace else copy.deepcopy(model)
     if hasattr(model, "merge_and_unload"):  # an SFT adapter: fold it in, it becomes the reference
         model = model.merge_and_unload()
-    from datasets import Dataset
-
-    def rows(pairs):
-        return Dataset.from_list([{k: p[k] for k in keys} for p in pairs]) if pairs else None
     with _library_deprecations_hidden():  # DPOConfig's own defaults use renamed names too
         config = DPOConfig(**_common_args(settings, tempfile.mkdtemp(prefix="course-dpo-"),
                                           bool(val_pairs), eval_every, show, seed),
                            beta=beta, max_length=settings["max_length"], save_strategy="no",
                            activation_checkpointing=False)
-        trainer = _new_trainer(DPOTrainer, model=model, args=config,
-                               train_dataset=rows(train_pairs), eval_dataset=rows(val_pairs),
+        trainer = _new_trainer(_dpo_trainer_class(), model=model, args=config,
+                               train_dataset=_pairs_dataset(train_pairs),
+                               eval_dataset=_pairs_dataset(val_pairs),
                                processing_class=tokenizer, peft_config=_lora_config(lora),
                                callbacks=_with_printer(callbacks, settings, show))
         return _train_and_measure(trainer, settings, tokenizer, seed, show)
+
+
+def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[dict] | None = None,
+            lora: LoraSettings | None = None, profile=None, *, temperature: float = 1.0,
+            hard_weight: float = 0.0, max_steps: int | None = None,
+            batch_size: int | None = None, learning_rate: float | None = None,
+            max_length: int | None = None, eval_every: int | None = None, seed: int = 0,
+            inplace: bool = False, show: bool = True, callbacks: tuple = ()) -> TrainResult:
+    """Logit distillation: train `student` to match `teacher`'s next-token distribution on
+    the assistant tokens of chat rows (forward KL, teacher || student, at `temperature`,
+    scaled by temperature² as in Hinton et al. 2015), mixed with `hard_weight` of the usual
+    cross-entropy on the rows' own tokens. The teacher stays frozen.
+
+    Both models must share the tokenizer (the same vocabulary, token for token). A full
+    fine-tune unless `lora` is given; learning rate defaults: 1e-3 with LoRA, 2e-4 full
+    (a cut-down student has more to relearn than an SFT run). Records the same history
+    (train_loss, val_loss: the distillation loss), throughput and memory as `sft`.
+    """
+    from trl import SFTConfig
+    if not train_rows:
+        raise ValueError("distill needs at least one training row")
+    student_vocab = student.get_output_embeddings().weight.shape[0]
+    teacher_vocab = teacher.get_output_embeddings().weight.shape[0]
+    if student_vocab != teacher_vocab:
+        raise ValueError(f"the teacher's vocabulary ({teacher_vocab} tokens) differs from the "
+                         f"student's ({student_vocab}): logit distillation compares "
+                         f"distributions token by token, so pick a teacher from the same model "
+                         f"family (SmolLM2 135M/360M/1.7B share one tokenizer), or distil "
+                         f"sequences instead (train the student with sft on the teacher's answers)")
+    if not 0.0 <= hard_weight <= 1.0 or temperature <= 0:
+        raise ValueError(f"hard_weight={hard_weight} must lie in [0, 1] and temperature="
+                         f"{temperature} must be above 0")
+    settings = _settings(student, train_rows, lora, profile, max_steps, batch_size,
+                         learning_rate or (1e-3 if lora else 2e-4), max_length, seed,
+                         method="distill", temperature=temperature, hard_weight=hard_weight,
+                         teacher=getattr(teacher, "course_source", None) or teacher.name_or_path)
+    student = student if inplace else copy.deepcopy(student)
+    teacher.eval().requires_grad_(False)
+    config = SFTConfig(
+        **_common_args(settings, tempfile.mkdtemp(prefix="course-distill-"), bool(val_rows),
+                       eval_every, show, seed),
+        max_length=None, padding_free=True, save_strategy="no", activation_checkpointing=False)
+    length = settings["max_length"]
+    with _library_deprecations_hidden():
+        trainer = _new_trainer(
+            _distill_trainer_class(teacher, temperature, hard_weight), model=student,
+            args=config, train_dataset=_dataset(train_rows, tokenizer, length),
+            eval_dataset=_dataset(val_rows, tokenizer, length) if val_rows else None,
+            processing_class=tokenizer, peft_config=_lora_config(lora),
+            callbacks=_with_printer(callbacks, settings, show))
+        return _train_and_measure(trainer, settings, tokenizer, seed, show)
+
+
+def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0):
+    """Forward KL(teacher || student) per token, averaged, at a temperature (times T²,
+    so the gradient keeps its size as T changes): logits are (tokens × vocabulary)."""
+    import torch.nn.functional as F
+    t = temperature
+    teacher_logps = F.log_softmax(teacher_logits.float() / t, dim=-1)
+    student_logps = F.log_softmax(student_logits.float() / t, dim=-1)
+    per_token = (teacher_logps.exp() * (teacher_logps - student_logps)).sum(-1)
+    return per_token.mean() * t * t
+
+
+def _distill_trainer_class(teacher, temperature: float, hard_weight: float):
+    """TRL's SFTTrainer whose loss is the distillation loss at the assistant tokens (logits of
+    both models only there), plus `hard_weight` x the usual cross-entropy."""
+    import torch
+    import torch.nn.functional as F
+    from trl import SFTTrainer
+
+    class CourseDistillTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            inputs = dict(inputs)
+            labels = inputs.pop("labels")
+            targets = labels[:, 1:]
+            keep = targets != -100
+            student_logits = _logits_where(model, inputs, keep)
+            if teacher.device != student_logits.device:
+                teacher.to(student_logits.device)
+            with torch.no_grad():
+                teacher_logits = _logits_where(teacher, inputs, keep)
+            loss = distillation_loss(student_logits, teacher_logits, temperature)
+            if hard_weight:
+                hard = F.cross_entropy(student_logits, targets[keep])
+                loss = (1 - hard_weight) * loss + hard_weight * hard
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+    return CourseDistillTrainer
+
+
+def dpo_loss(model, tokenizer, pairs: list[dict], beta: float = 0.1,
+             implementation: str = "trl") -> dict:
+    """The DPO loss of a LoRA model on `pairs` (one batch, no training), with the reference
+    being the same model with its adapter off, as in `dpo`: {"loss", "margin", "accuracy"}.
+
+    implementation="trl" asks TRL's DPOTrainer itself; "course" the faster loss `dpo` trains
+    with. Chapter 04 checks its by-hand loss against both.
+    """
+    import torch
+    trainer = _dpo_trainer(model, tokenizer, pairs, beta, implementation)
+    with _library_deprecations_hidden():
+        policy = trainer.model.eval()
+        with torch.no_grad():
+            loss = trainer.compute_loss(policy, _collated(trainer, pairs))
+    logged = trainer._metrics["eval"]
+    return {"loss": float(loss), "margin": logged["rewards/margins"][-1],
+            "accuracy": logged["rewards/accuracies"][-1]}
+
+
+def _dpo_trainer(model, tokenizer, pairs: list[dict], beta: float, implementation: str):
+    """A DPO trainer (TRL's or the course's) on a copy of a LoRA model, with the adapter-off
+    model as reference, for computing a loss or a gradient by hand: no training."""
+    from trl import DPOConfig, DPOTrainer
+    if implementation not in ("trl", "course"):
+        raise ValueError(f"implementation={implementation!r}: use 'trl' or 'course'")
+    if not hasattr(model, "disable_adapter"):
+        raise ValueError("dpo_loss needs a LoRA model (a PeftModel, e.g. train.with_lora(model))")
+    _check_pairs(pairs)
+    with _library_deprecations_hidden():
+        config = DPOConfig(output_dir=tempfile.mkdtemp(prefix="course-dpo-"), beta=beta,
+                           report_to="none", use_cpu=env.get_device() == "cpu",
+                           max_length=None)
+        trainer = _new_trainer(DPOTrainer if implementation == "trl" else _dpo_trainer_class(),
+                               model=copy.deepcopy(model), args=config,
+                               train_dataset=_pairs_dataset(pairs), processing_class=tokenizer)
+    if "ref" in trainer.model.peft_config:  # TRL copies a given adapter as its reference
+        trainer.model.delete_adapter("ref")  # the course's reference is the adapter switched off
+        trainer.model.set_adapter("default")
+    return trainer
+
+
+def _collated(trainer, pairs: list[dict]) -> dict:
+    """All the pairs as one DPO batch, on the trainer's device."""
+    return trainer._prepare_inputs(
+        trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))]))
+
+
+def _check_pairs(pairs: list[dict]) -> None:
+    """Every pair has prompt, chosen and rejected as non-empty lists of messages."""
+    for index, pair in enumerate(pairs):
+        missing = [k for k in _PAIR_KEYS if not isinstance(pair.get(k), list) or not pair.get(k)]
+        if missing:
+            raise ValueError(f"pair {index} ({pair.get('id', 'no id')}): {', '.join(missing)} "
+                             f"missing or not a list of messages; DPO rows look like "
+                             f'{{"prompt": [messages], "chosen": [assistant message], '
+                             f'"rejected": [assistant message]}}')
+
+
+_PAIR_KEYS = ("prompt", "chosen", "rejected")
+
+
+def _check_prompt_lengths(pairs: list[dict], tokenizer, max_length: int) -> None:
+    """Refuse pairs whose prompt alone fills max_length (TRL would drop them without a word)."""
+    lengths = [len(tokenizer.apply_chat_template(p["prompt"], add_generation_prompt=True,
+                                                 tokenize=True, return_dict=False))
+               for p in pairs]
+    long = [f"{index} ({p.get('id', 'no id')}, {n} tokens)"
+            for index, (p, n) in enumerate(zip(pairs, lengths)) if n >= max_length]
+    if long:
+        raise ValueError(f"{len(long)} pair(s) have a prompt of max_length={max_length} tokens or "
+                         f"more, leaving no room for the reply: {', '.join(long[:5])}. Pass a "
+                         f"larger max_length= or shorten those prompts.")
+
+
+def _pairs_dataset(pairs: list[dict] | None):
+    """A datasets.Dataset of the pairs' prompt/chosen/rejected (None for no pairs)."""
+    from datasets import Dataset
+    return Dataset.from_list([{k: p[k] for k in _PAIR_KEYS} for p in pairs]) if pairs else None
 
 
 def _settings(model, rows: list[dict], lora: LoraSettings | None, profile, max_steps,
@@ -335,6 +497,19 @@ def _history_from_log(log_history: list[dict]) -> list[dict]:
     return history
 
 
+def _logits_where(model, inputs: dict, keep):
+    """LM-head logits only where `keep` (batch × length-1) is True: position t predicts token
+    t+1. The transformer runs on every token; the 49k-word projection only on the kept ones."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    backbone = getattr(base, base.base_model_prefix)
+    hidden = backbone(**{k: v for k, v in inputs.items() if k in _BACKBONE_INPUTS},
+                      use_cache=False).last_hidden_state
+    return base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+
+
+_BACKBONE_INPUTS = ("input_ids", "attention_mask", "position_ids")
+
+
 def _assistant_token_loss(model, inputs: dict, num_items_in_batch=None):
     """Mean next-token cross-entropy over the tokens that carry loss, projecting through the
     LM head only at those positions (on a ticket, ~25 of ~125 tokens): the same loss as the
@@ -343,19 +518,50 @@ def _assistant_token_loss(model, inputs: dict, num_items_in_batch=None):
     import torch.nn.functional as F
     inputs = dict(inputs)
     labels = inputs.pop("labels")
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    backbone = getattr(base, base.base_model_prefix)
-    hidden = backbone(**{k: v for k, v in inputs.items() if k in _BACKBONE_INPUTS},
-                      use_cache=False).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != -100
-    logits = base.get_output_embeddings()(hidden[:, :-1][keep])
-    total = F.cross_entropy(logits.float(), targets[keep], reduction="sum")
+    total = F.cross_entropy(_logits_where(model, inputs, keep), targets[keep], reduction="sum")
     count = num_items_in_batch if num_items_in_batch is not None else keep.sum()
     return total / max(int(count), 1)
 
 
-_BACKBONE_INPUTS = ("input_ids", "attention_mask", "position_ids")
+def completion_logps(model, inputs: dict):
+    """log p(completion | prompt) per sequence: the sum of the log-probabilities of the
+    completion tokens (`inputs["completion_mask"]` = 1), from logits at those positions only.
+    The quantity DPO compares between the policy and the reference.
+
+    Rows are sequences; or, for a packed batch (see `_packed`), `inputs["sequence_ids"]` says
+    which sequence each token belongs to."""
+    import torch
+    targets = inputs["input_ids"][:, 1:]
+    keep = inputs["completion_mask"][:, 1:].bool()
+    logps = _logits_where(model, inputs, keep).log_softmax(-1)
+    token_logps = logps.gather(-1, targets[keep].unsqueeze(-1)).squeeze(-1)
+    if "sequence_ids" in inputs:
+        owner = inputs["sequence_ids"][:, 1:]
+    else:
+        owner = torch.arange(targets.shape[0], device=targets.device).unsqueeze(1).expand_as(targets)
+    count = int(owner.max()) + 1
+    return torch.zeros(count, device=targets.device).index_add(0, owner[keep], token_logps)
+
+
+def _packed(batch: dict) -> dict:
+    """A right-padded batch as one row without padding: the sequences end to end, positions
+    restarting at 0 for each (so attention stays within a sequence), with `sequence_ids`."""
+    import torch
+    lengths = batch["attention_mask"].sum(1).tolist()
+    def cat(key):
+        return torch.cat([row[:n] for row, n in zip(batch[key], lengths)]).unsqueeze(0)
+    device = batch["input_ids"].device
+    return {"input_ids": cat("input_ids"), "completion_mask": cat("completion_mask"),
+            "position_ids": torch.cat([torch.arange(n, device=device) for n in lengths]).unsqueeze(0),
+            "sequence_ids": torch.cat([torch.full((n,), i, device=device)
+                                       for i, n in enumerate(lengths)]).unsqueeze(0)}
+
+
+def _reference_off(model):
+    """The reference model during DPO: this network with its LoRA adapter switched off."""
+    return model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
 
 
 def _trainer_class():
@@ -369,6 +575,112 @@ def _trainer_class():
             return (loss, {"loss": loss}) if return_outputs else loss
 
     return CourseSFTTrainer
+
+
+def _dpo_trainer_class():
+    """TRL's DPOTrainer, made faster and lighter for the standard (sigmoid) DPO loss with a
+    LoRA policy whose reference is the adapter switched off.
+
+    Faster: log-probabilities come from the completion positions only, for the policy and the
+    reference (TRL's fused LM head scores every position of both: ~2x slower on a CPU).
+    Lighter: a training step does not hold the activations of chosen and rejected replies at
+    once. The DPO loss couples each pair only through two numbers, log p(chosen) and
+    log p(rejected), so the step first computes those without gradients, takes the loss's
+    derivative with respect to each, then runs forward and backward on the chosen half and on
+    the rejected half separately, weighting each by its derivative: the same gradient as one
+    backward through the whole batch (dropout masks are replayed from the same random state),
+    with the activation memory of half the sequences, at the cost of one extra forward.
+    Tests check the loss and the logged reward statistics against TRL's, and the gradient
+    against a one-pass backward.
+    """
+    import torch
+    import torch.nn.functional as F
+    from trl import DPOTrainer
+
+    class CourseDPOTrainer(DPOTrainer):
+        def _ours(self) -> bool:
+            return (self.ref_model is None and list(self.loss_types) == ["sigmoid"]
+                    and hasattr(self.accelerator.unwrap_model(self.model), "disable_adapter"))
+
+        def _reference(self, model, parts: list[dict]):
+            with torch.no_grad(), _reference_off(self.accelerator.unwrap_model(self.model)):
+                return torch.cat([completion_logps(model, part) for part in parts])
+
+        def _loss_and_log(self, policy, reference, inputs, mode: str):
+            """The DPO loss from per-sequence log-probs [chosen..., rejected...], with TRL's
+            logged statistics."""
+            chosen, rejected = (policy - reference).chunk(2)
+            loss = -F.logsigmoid(self.beta * (chosen - rejected)).mean()
+            rewards_chosen, rewards_rejected = self.beta * chosen.detach(), self.beta * rejected.detach()
+            logps_chosen, logps_rejected = policy.detach().chunk(2)
+            metrics = self._metrics[mode]
+            for key, value in (("rewards/chosen", rewards_chosen.mean()),
+                               ("rewards/rejected", rewards_rejected.mean()),
+                               ("rewards/accuracies", (rewards_chosen > rewards_rejected).float().mean()),
+                               ("rewards/margins", (rewards_chosen - rewards_rejected).mean()),
+                               ("logps/chosen", logps_chosen.mean()),
+                               ("logps/rejected", logps_rejected.mean())):
+                metrics[key].append(value.item())
+            if mode == "train":
+                self._total_train_tokens += int(inputs["attention_mask"].sum())
+            metrics["num_tokens"] = [self._total_train_tokens]
+            return loss
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if not self._ours():
+                return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            mode = "train" if self.model.training else "eval"
+            loss = self._loss_and_log(completion_logps(model, inputs),
+                                      self._reference(model, [inputs]), inputs, mode)
+            return (loss, {"loss": loss}) if return_outputs else loss
+
+        def training_step(self, model, inputs, num_items_in_batch=None):
+            if not self._ours():
+                return super().training_step(model, inputs, num_items_in_batch)
+            model.train()
+            inputs = self._prepare_inputs(inputs)
+            halves = _chosen_and_rejected(inputs)
+            replay = _RandomState()
+            with self.compute_loss_context_manager():
+                reference = self._reference(model, halves)
+                replay.save()
+                with torch.no_grad():
+                    policy = torch.cat([completion_logps(model, half) for half in halves])
+                policy.requires_grad_(True)
+                loss = self._loss_and_log(policy, reference, inputs, "train")
+                (weights,) = torch.autograd.grad(loss, policy)  # d loss / d log p, per sequence
+            replay.restore()  # the same dropout masks as the pass above
+            steps = getattr(self, "current_gradient_accumulation_steps", 1)  # set by train()
+            for half, weight in zip(halves, weights.chunk(2)):
+                with self.compute_loss_context_manager():
+                    surrogate = (completion_logps(model, half) * weight).sum() / steps
+                self.accelerator.backward(surrogate)
+            return loss.detach() / steps
+
+    return CourseDPOTrainer
+
+
+def _chosen_and_rejected(inputs: dict) -> list[dict]:
+    """TRL's DPO batch ([chosen rows..., rejected rows...], right-padded) as two packed
+    batches, chosen and rejected, with no padding tokens."""
+    pairs = inputs["input_ids"].shape[0] // 2
+    return [_packed({k: inputs[k][rows] for k in ("input_ids", "attention_mask", "completion_mask")})
+            for rows in (slice(0, pairs), slice(pairs, None))]
+
+
+class _RandomState:
+    """Save torch's random state (CPU and CUDA) and put it back: replays dropout masks."""
+
+    def save(self) -> None:
+        import torch
+        self.cpu = torch.random.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+
+    def restore(self) -> None:
+        import torch
+        torch.random.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state_all(self.cuda)
 
 
 def with_lora(model, lora: LoraSettings = LoraSettings()):

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from course_utils import evals
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
 
@@ -128,30 +130,9 @@ def test_ticket_labels_are_balanced(tickets):
 
 # ---------------------------------------------------------------------------- house voice
 
-SIGN_OFF = "— Brightbrew Support"
-BANNED = ("unfortunately", "we apologize for any inconvenience", "valued customer")
-TIMEFRAME = re.compile(
-    r"\bwithin (\d+( to \d+)?|one|two|three|a few) (working |business )?"
-    r"(minutes?|hours?|days?|weeks?)\b|\b(today|tomorrow)\b"
-    r"|\bby (Monday|Tuesday|Wednesday|Thursday|Friday|Saturday)\b", re.I)
-
-
 def house_voice_broken_rules(reply: str) -> list[str]:
-    """The house-voice rules (data/README.md) that a reply breaks."""
-    lines = reply.split("\n")
-    body = "\n".join(lines[1:-1]).strip()
-    sentences = [s for s in re.split(r"(?<=[.?!])\s+", body) if s]
-    checks = {
-        "greeting": re.fullmatch(r"Hi ([A-Z][a-z'-]+|there),", lines[0]) is not None,
-        "sign-off": lines[-1] == SIGN_OFF,
-        "2-4 sentences": 2 <= len(sentences) <= 4,
-        "at most 60 words": len(body.split()) <= 60,
-        "no exclamation mark": "!" not in reply,
-        "no banned phrase": not any(b in reply.lower() for b in BANNED),
-        "next step with a timeframe": TIMEFRAME.search(body) is not None,
-        "no emoji": all(ord(c) < 0x2000 or c == "—" for c in reply),
-    }
-    return [rule for rule, ok in checks.items() if not ok]
+    """The house-voice rules (data/README.md) that a reply breaks: the course's style metric."""
+    return [rule for rule, kept in evals.voice_rules(reply).items() if not kept]
 
 
 @pytest.fixture(scope="module")
@@ -187,20 +168,6 @@ def test_voice_chosen_follow_the_house_rules_and_rejected_break_them(voice):
             assert name == "there" or name.lower() in row["prompt"][1]["content"].lower()
             kinds[row["rejected_kind"]] += 1
     assert set(kinds) == {"generic", "off_brand"} and abs(kinds["generic"] - 150) <= 15
-
-
-def test_house_voice_checker_catches_each_rule():
-    good = ("Hi Maria,\n\nThanks for getting in touch. I'll send a new label within 1 working day."
-            f"\n\n{SIGN_OFF}")
-    assert house_voice_broken_rules(good) == []
-    assert "greeting" in house_voice_broken_rules(good.replace("Hi Maria,", "Dear Maria,"))
-    assert "sign-off" in house_voice_broken_rules(good.replace(SIGN_OFF, "- Brightbrew Support"))
-    assert "no exclamation mark" in house_voice_broken_rules(good.replace("touch.", "touch!"))
-    assert "no banned phrase" in house_voice_broken_rules(
-        good.replace("Thanks for getting in touch.", "Unfortunately, that broke."))
-    assert "next step with a timeframe" in house_voice_broken_rules(
-        good.replace("within 1 working day", "soon"))
-    assert "2-4 sentences" in house_voice_broken_rules(good.replace("Thanks for getting in touch. ", ""))
 
 
 # ---------------------------------------------------------------------------- handbook

@@ -537,3 +537,10 @@ def test_write_jsonl_refuses_text_utf8_cannot_store(tmp_path):
         data.write_jsonl([chat("Hi"), chat("Love it \ud83d")], path)
     assert not path.exists()  # nothing half-written
     assert data.load_jsonl(data.write_jsonl([chat("café")], path)) == [chat("café")]
+
+
+def test_load_split_reads_a_named_file_and_names_the_choices():
+    assert len(data.load_split("voice/pairs", "val")) == 30
+    assert data.load_split("voice/sft", "test")[0]["id"] == data.load_split("voice/pairs", "test")[0]["id"]
+    with pytest.raises(FileNotFoundError, match=r"voice/train.jsonl does not exist.*voice/pairs"):
+        data.load_split("voice", "train")

@@ -93,3 +93,42 @@ def test_prompt_tokens_grow_with_the_prompt(real_model):
     longer = [{"role": "system", "content": "Be brief. " * 20}, *short]
     counts = evals.prompt_tokens(tokenizer, [short, longer])
     assert 0 < counts[0] < counts[1]
+
+
+def broken(reply: str, greeting: str | None = None) -> list[str]:
+    return [rule for rule, kept in evals.voice_rules(reply, greeting).items() if not kept]
+
+
+def test_house_voice_checker_catches_each_rule():
+    good = ("Hi Maria,\n\nThanks for getting in touch. I'll send a new label within 1 working day."
+            f"\n\n{evals.VOICE_SIGN_OFF}")
+    assert broken(good) == []
+    assert "greeting" in broken(good.replace("Hi Maria,", "Dear Maria,"))
+    assert "sign-off" in broken(good.replace(evals.VOICE_SIGN_OFF, "- Brightbrew Support"))
+    assert "no exclamation mark" in broken(good.replace("touch.", "touch!"))
+    assert "no banned phrase" in broken(
+        good.replace("Thanks for getting in touch.", "Unfortunately, that broke."))
+    assert "next step with a timeframe" in broken(
+        good.replace("within 1 working day", "soon"))
+    assert "2-4 sentences" in broken(good.replace("Thanks for getting in touch. ", ""))
+    assert "no emoji" in broken(good.replace("touch.", "touch 🙂."))
+    assert "at most 60 words" in broken(good.replace("touch.", "touch" + " and more" * 30 + "."))
+
+
+def test_voice_greeting_must_name_the_customer_when_told_who():
+    reply = f"Hi Maria,\n\nThanks. It ships within 2 days.\n\n{evals.VOICE_SIGN_OFF}"
+    assert broken(reply, "Hi Maria,") == []
+    assert broken(reply, "Hi Grace,") == ["greeting"]
+    assert "sign-off" in broken("Hi Maria,")  # one line: no sign-off, no crash
+
+
+def test_score_voice_reads_the_expected_greeting_from_the_reference():
+    rows = [{"chosen": [{"role": "assistant", "content": "Hi Maria,\n\nx\n\n— Brightbrew Support"}]},
+            {"messages": [{"role": "user", "content": "q"},
+                          {"role": "assistant", "content": "Hi there,\n\ny"}]}]
+    good = f"Thanks for waiting. It ships today.\n\n{evals.VOICE_SIGN_OFF}"
+    scores = evals.score_voice([f"Hi Maria,\n\n{good}", f"Hi Maria,\n\n{good}"], rows)
+    assert scores.in_voice == [True, False] and scores.rules["greeting"] == [True, False]
+    assert scores.metrics["in house voice (all rules)"].hits == 1
+    with pytest.raises(ValueError, match="pair up"):
+        evals.score_voice(["x"], rows)

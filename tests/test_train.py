@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from course_utils import data, train
+from course_utils import data, models, train
 
 
 def rows(n: int = 6) -> list[dict]:
@@ -220,3 +220,169 @@ def test_dpo_names_a_malformed_pair(tiny_model):
     bad[1]["chosen"] = "Hi! Happy to help."
     with pytest.raises(ValueError, match=r"pair 1 \(p1\): chosen"):
         train.dpo(*tiny_model, bad, profile="smoke", show=False)
+
+
+def moved_adapter(tiny_model):
+    """A LoRA copy of the tiny model whose adapter is no longer zero (as if trained)."""
+    model, _ = tiny_model
+    adapted = train.with_lora(model, train.LoraSettings(r=4, alpha=8, dropout=0.0))
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, param in adapted.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    return adapted
+
+
+def test_course_dpo_loss_equals_trls(tiny_model):
+    _, tokenizer = tiny_model
+    policy = moved_adapter(tiny_model)
+    batch = pairs(3)
+    batch[1]["rejected"] = [{"role": "assistant", "content": "A much longer and different reply."}]
+    trl_loss = train.dpo_loss(policy, tokenizer, batch, beta=0.3, implementation="trl")
+    ours = train.dpo_loss(policy, tokenizer, batch, beta=0.3, implementation="course")
+    assert trl_loss["loss"] != pytest.approx(0.6931, abs=1e-3)  # the adapter moved the policy
+    for key in ("loss", "margin", "accuracy"):
+        assert ours[key] == pytest.approx(trl_loss[key], rel=1e-4, abs=1e-5), key
+
+
+def test_completion_logps_sum_the_completion_tokens_only(tiny_model):
+    model, tokenizer = tiny_model
+    ids = torch.tensor([[5, 6, 7, 8, 9], [5, 6, 7, 0, 0]])
+    inputs = {"input_ids": ids, "attention_mask": torch.tensor([[1] * 5, [1, 1, 1, 0, 0]]),
+              "completion_mask": torch.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 0, 0]])}
+    with torch.no_grad():
+        got = train.completion_logps(model, inputs)
+        logps = model(input_ids=ids, attention_mask=inputs["attention_mask"]).logits.log_softmax(-1)
+    expected = [sum(logps[0, t - 1, ids[0, t]] for t in (2, 3, 4)),
+                sum(logps[1, t - 1, ids[1, t]] for t in (1, 2))]
+    assert got.tolist() == pytest.approx([float(e) for e in expected], rel=1e-5)
+
+
+def test_dpo_refuses_a_prompt_that_fills_max_length(tiny_model):
+    long = pairs(2)
+    long[1]["prompt"] = [{"role": "user", "content": "word " * 300}]
+    with pytest.raises(ValueError, match=r"1 pair\(s\).*1 \(p1, \d+ tokens\).*max_length="):
+        train.dpo(*tiny_model, long, profile="smoke", max_length=64, show=False)
+
+
+def test_dpo_loss_needs_a_lora_model(tiny_model):
+    with pytest.raises(ValueError, match="LoRA model"):
+        train.dpo_loss(*tiny_model, pairs(1))
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_dpo_step_in_two_halves_gives_the_one_pass_gradient(tiny_model, dropout):
+    """train.dpo backpropagates the chosen and the rejected replies separately (half the
+    activation memory): the gradient must equal one backward through the whole DPO loss."""
+    model, tokenizer = tiny_model
+    policy = train.with_lora(model, train.LoraSettings(r=4, alpha=8, dropout=dropout))
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.5)
+    batch_pairs = pairs(3)
+    batch_pairs[2]["rejected"] = [{"role": "assistant", "content": "A longer, other reply."}]
+    trainer = train._dpo_trainer(policy, tokenizer, batch_pairs, 0.3, "course")
+    net, batch = trainer.model, train._collated(trainer, batch_pairs)
+    for module in net.modules():  # TRL switches dropout off for DPO (disable_dropout=True);
+        if isinstance(module, torch.nn.Dropout):  # a learner may turn it back on
+            module.p = dropout
+
+    def gradients():
+        return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+    torch.manual_seed(7)
+    net.zero_grad()
+    trainer.training_step(net, batch)
+    split = gradients()
+    # one pass: both halves with gradients at once, from the same random state (dropout)
+    torch.manual_seed(7)
+    net.zero_grad()
+    halves = train._chosen_and_rejected(batch)
+    with torch.no_grad(), net.disable_adapter():
+        reference = torch.cat([train.completion_logps(net, h) for h in halves])
+    net.train()
+    policy_logps = torch.cat([train.completion_logps(net, h) for h in halves])
+    chosen, rejected = (policy_logps - reference).chunk(2)
+    torch.nn.functional.logsigmoid(0.3 * (chosen - rejected)).mean().neg().backward()
+    joint = gradients()
+    assert split.keys() == joint.keys() and len(split) > 0
+    for name in split:
+        torch.testing.assert_close(split[name], joint[name], rtol=1e-4, atol=1e-6)
+
+
+def test_packed_sequences_score_as_if_padded(tiny_model):
+    """Packing the sequences of a batch end to end (positions restarting at 0) must not let
+    one sequence see another: the same log-probs as the padded batch."""
+    model, _ = tiny_model
+    batch = {"input_ids": torch.tensor([[5, 6, 7, 8, 9], [15, 16, 17, 0, 0], [25, 26, 27, 28, 0]]),
+             "attention_mask": torch.tensor([[1] * 5, [1, 1, 1, 0, 0], [1, 1, 1, 1, 0]]),
+             "completion_mask": torch.tensor([[0, 0, 1, 1, 1], [0, 1, 1, 0, 0], [0, 0, 0, 1, 0]])}
+    packed = train._packed(batch)
+    assert packed["input_ids"].tolist() == [[5, 6, 7, 8, 9, 15, 16, 17, 25, 26, 27, 28]]
+    assert packed["position_ids"].tolist() == [[0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2, 3]]
+    with torch.no_grad():
+        torch.testing.assert_close(train.completion_logps(model, packed),
+                                   train.completion_logps(model, batch), rtol=1e-5, atol=1e-5)
+
+
+def test_distillation_loss_is_the_kl_divergence_and_zero_for_a_copy():
+    torch.manual_seed(0)
+    teacher, student = torch.randn(5, 11), torch.randn(5, 11)
+    expected = torch.nn.functional.kl_div(student.log_softmax(-1), teacher.log_softmax(-1),
+                                          log_target=True, reduction="batchmean")
+    assert train.distillation_loss(student, teacher).item() == pytest.approx(expected.item(), rel=1e-5)
+    assert train.distillation_loss(teacher, teacher).item() == pytest.approx(0.0, abs=1e-6)
+    hot = train.distillation_loss(student, teacher, temperature=2.0)
+    soft = torch.nn.functional.kl_div((student / 2).log_softmax(-1), (teacher / 2).log_softmax(-1),
+                                      log_target=True, reduction="batchmean") * 4
+    assert hot.item() == pytest.approx(soft.item(), rel=1e-5)
+
+
+def test_fewer_layers_keeps_first_and_last_and_still_generates(tiny_model):
+    model, tokenizer = tiny_model
+    deeper = copy.deepcopy(model)
+    deeper.model.layers = torch.nn.ModuleList([copy.deepcopy(deeper.model.layers[i % 2])
+                                               for i in range(5)])
+    for i, layer in enumerate(deeper.model.layers):
+        layer.self_attn.layer_idx = i
+    deeper.config.num_hidden_layers = 5
+    smaller = models.fewer_layers(deeper, 3)
+    assert len(smaller.model.layers) == 3 and smaller.config.num_hidden_layers == 3
+    assert smaller.model.layers[0].self_attn.layer_idx == 0
+    torch.testing.assert_close(smaller.model.layers[2].mlp.up_proj.weight,
+                               deeper.model.layers[4].mlp.up_proj.weight)
+    assert len(deeper.model.layers) == 5  # the original is untouched
+    ids = torch.tensor([[5, 6, 7]])
+    out = smaller.generate(input_ids=ids, max_new_tokens=4, do_sample=False,
+                           pad_token_id=tokenizer.pad_token_id)
+    assert out.shape == (1, 7)
+    with pytest.raises(ValueError, match="has 5 layers"):
+        models.fewer_layers(deeper, 6)
+
+
+def test_distill_moves_the_student_towards_the_teacher(tiny_model):
+    teacher, tokenizer = tiny_model
+    student = models.fewer_layers(teacher, 1)
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    result = train.distill(student, tokenizer, rows(8), teacher, rows(2), profile="smoke",
+                           max_steps=6, batch_size=4, learning_rate=3e-3, eval_every=6,
+                           show=False)
+    _, losses = result.losses("train_loss")
+    assert len(losses) == 6 and losses[-1] < losses[0]
+    assert result.losses("val_loss")[0] == [6]
+    assert result.train_tokens > 0 and result.peak_memory_mb > 0
+    assert result.settings["method"] == "distill" and result.settings["temperature"] == 1.0
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())
+    assert len(student.model.layers) == 1  # trained a copy: the given student is untouched
+
+
+def test_distill_refuses_a_teacher_with_another_vocabulary(tiny_model):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    model, tokenizer = tiny_model
+    other = LlamaForCausalLM(LlamaConfig(vocab_size=100, hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2,
+                                         num_key_value_heads=1))
+    with pytest.raises(ValueError, match=r"teacher's vocabulary \(100 tokens\)"):
+        train.distill(model, tokenizer, rows(2), other, show=False)
