@@ -6,9 +6,17 @@ library details (TRL, PEFT, transformers) in one place. `show_source(fn)` prints
 
 Modules: env (profile, device, seed), models (registry, loading), data (JSONL), evals
 (generation, scores, intervals), rag (retrieval), decide (chapter 00's checklist and costs),
-plots, train (SFT through TRL, measured; adapters saved with metadata), memory (the
-training-memory calculator), benchmarks (the sections of docs/benchmarks.md).
+plots, train (SFT, DPO and distillation through TRL, measured; adapters saved with
+metadata), memory (the training-memory calculator), benchmarks (the sections of
+docs/benchmarks.md).
 """
+
+import logging
+
+# On CPUs with AVX-512 BF16, bitsandbytes (imported by PEFT) logs at import that an optional
+# faster 4-bit kernel from the `kernels` package is missing, then uses its own: nothing for a
+# learner to do, so the notice is kept out of every chapter's output.
+logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 from .env import get_profile, setup, show_source, timer  # noqa: F401
 from .models import load_model  # noqa: F401

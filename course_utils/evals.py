@@ -80,6 +80,19 @@ def generate(model, tokenizer, rows: list[dict], max_new_tokens: int = 64,
                                   show=show)
 
 
+def time_calls(model, tokenizer, conversations: list[list[dict]],
+               max_new_tokens: int = 64) -> list[float]:
+    """Seconds per call, answering each chat alone (batch of one, as a live request is),
+    after one untimed warm-up call: what a user waits, prompt reading included."""
+    generate_from_messages(model, tokenizer, conversations[:1], max_new_tokens=max_new_tokens)
+    seconds = []
+    for conversation in conversations:
+        start = time.perf_counter()
+        generate_from_messages(model, tokenizer, [conversation], max_new_tokens=max_new_tokens)
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 # ---------------------------------------------------------------------------- statistics
 
 @dataclass(frozen=True)

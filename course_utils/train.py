@@ -162,7 +162,7 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
     checkpoint = get_last_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None and show:
         print(f"no checkpoint in {output_dir}: starting from step 0")
-    model = model if inplace else copy.deepcopy(model)
+    model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
     config = SFTConfig(
         **_common_args(settings, output_dir, bool(val_rows), eval_every, show, seed),
         max_length=None, padding_free=padding_free,
@@ -206,7 +206,7 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
                          learning_rate or (5e-5 if lora else 1e-6), max_length, seed,
                          method="dpo", beta=beta)
     _check_prompt_lengths(train_pairs + list(val_pairs or []), tokenizer, settings["max_length"])
-    model = model if inplace else copy.deepcopy(model)
+    model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
     if hasattr(model, "merge_and_unload"):  # an SFT adapter: fold it in, it becomes the reference
         model = model.merge_and_unload()
     with _library_deprecations_hidden():  # DPOConfig's own defaults use renamed names too
@@ -256,7 +256,7 @@ def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[
                          learning_rate or (1e-3 if lora else 2e-4), max_length, seed,
                          method="distill", temperature=temperature, hard_weight=hard_weight,
                          teacher=getattr(teacher, "course_source", None) or teacher.name_or_path)
-    student = student if inplace else copy.deepcopy(student)
+    student = _drop_trl_forward_patch(student if inplace else copy.deepcopy(student))
     teacher.eval().requires_grad_(False)
     config = SFTConfig(
         **_common_args(settings, tempfile.mkdtemp(prefix="course-distill-"), bool(val_rows),
@@ -428,12 +428,27 @@ def _train_and_measure(trainer, settings: dict, tokenizer, seed: int, show: bool
         seconds = time.perf_counter() - start
     # The trainer's log also holds the steps before a resume (it is saved in each checkpoint).
     history = _history_from_log(trainer.state.log_history)
+    _drop_trl_forward_patch(trainer.model)
     result = TrainResult(trainer.model.eval(), history, seconds,
                          int(trainer.state.num_input_tokens_seen) - tokens_before,
                          memory.peak_mb, settings, tokenizer, trainer.state.global_step)
     if show:
         print(result)
     return result
+
+
+def _drop_trl_forward_patch(model):
+    """Undo TRL's patch of the model's forward (its trainers add a fused LM head by setting
+    `forward` on the model object, as a closure over that object). Left in place, a deep
+    copy of the trained model would run the *original's* weights: a copy's own adapter, or
+    one added later, would silently do nothing. Returns the model, on its class's forward."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    for module in (model, base):
+        patched = vars(module).get("forward")
+        code = getattr(patched, "__code__", None)  # functools.wraps hides the name, not the code
+        if code is not None and code.co_name == "_fused_forward":
+            del module.forward
+    return model
 
 
 @contextlib.contextmanager

@@ -132,3 +132,10 @@ def test_score_voice_reads_the_expected_greeting_from_the_reference():
     assert scores.metrics["in house voice (all rules)"].hits == 1
     with pytest.raises(ValueError, match="pair up"):
         evals.score_voice(["x"], rows)
+
+
+def test_time_calls_times_each_chat_alone(tiny_model):
+    model, tokenizer = tiny_model
+    chats = [[{"role": "user", "content": f"question {i}"}] for i in range(3)]
+    seconds = evals.time_calls(model, tokenizer, chats, max_new_tokens=2)
+    assert len(seconds) == 3 and all(s > 0 for s in seconds)

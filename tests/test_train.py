@@ -386,3 +386,24 @@ def test_distill_refuses_a_teacher_with_another_vocabulary(tiny_model):
                                          num_key_value_heads=1))
     with pytest.raises(ValueError, match=r"teacher's vocabulary \(100 tokens\)"):
         train.distill(model, tokenizer, rows(2), other, show=False)
+
+
+def test_a_copy_of_a_trained_model_runs_its_own_weights(tiny_model):
+    """TRL patches a trained model's forward as a closure over that very object; a deep copy
+    (train.dpo copies an SFT result) must not keep running the original's weights."""
+    model, tokenizer = tiny_model
+    sft = train.sft(model, tokenizer, rows(), lora=train.LoraSettings(r=4, alpha=8),
+                    profile="smoke", max_steps=2, batch_size=2, learning_rate=1e-2, show=False)
+    dpo = train.dpo(sft.model, tokenizer, pairs(), lora=train.LoraSettings(r=4, alpha=8),
+                    profile="smoke", max_steps=3, batch_size=2, learning_rate=1e-2, show=False)
+    ids = torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        policy = dpo.model(input_ids=ids).logits
+        with dpo.model.disable_adapter():
+            reference = dpo.model(input_ids=ids).logits
+        copied = copy.deepcopy(sft.model)
+        for name, param in copied.named_parameters():
+            if "lora_B" in name:
+                param.mul_(3)
+        assert not torch.allclose(copied(input_ids=ids).logits, sft.model(input_ids=ids).logits)
+    assert not torch.allclose(policy, reference)  # the DPO adapter is in the forward pass
