@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_train import run_in_processes  # noqa: E402
+from bench_train import peft_config_of, run_in_processes, train_measured  # noqa: E402
 
 from course_utils import benchmarks  # noqa: E402
 
@@ -66,10 +66,7 @@ def plain_trl(model, tokenizer, pairs, lora, steps, batch_size, max_length, seed
 
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
-
-    from course_utils.train import PeakMemory
     rows = Dataset.from_list([{k: p[k] for k in ("prompt", "chosen", "rejected")} for p in pairs])
     cuda = torch.cuda.is_available()
     config = DPOConfig(output_dir=tempfile.mkdtemp(), max_steps=steps,
@@ -78,17 +75,11 @@ def plain_trl(model, tokenizer, pairs, lora, steps, batch_size, max_length, seed
                        report_to="none", use_cpu=not cuda,
                        bf16=cuda and torch.cuda.is_bf16_supported(), disable_tqdm=True,
                        include_num_input_tokens_seen="non_padding")
-    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=lora.target_modules, task_type="CAUSAL_LM")
     trainer = DPOTrainer(model=model, args=config, train_dataset=rows,
-                         processing_class=tokenizer, peft_config=peft_config)
-    with PeakMemory() as memory:
-        start = time.perf_counter()
-        trainer.train()
-        seconds = time.perf_counter() - start
-    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    return {"seconds": seconds, "tokens": int(trainer.state.num_input_tokens_seen),
-            "peak_mb": memory.peak_mb, "first_loss": losses[0], "last_loss": losses[-1]}
+                         processing_class=tokenizer, peft_config=peft_config_of(lora))
+    run = train_measured(trainer)
+    del run["losses"]
+    return run
 
 
 def section(results: list[dict], steps: int, batch_size: int, max_length: int) -> str:

@@ -68,10 +68,8 @@ def plain_trl(model, tokenizer, rows, lora, steps, batch_size, seed):
 
     import torch
     from datasets import Dataset
-    from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    from course_utils.train import PeakMemory
     pairs = Dataset.from_list([{"prompt": r["messages"][:-1], "completion": r["messages"][-1:]}
                                for r in rows])
     cuda = torch.cuda.is_available()
@@ -80,16 +78,30 @@ def plain_trl(model, tokenizer, rows, lora, steps, batch_size, seed):
                        logging_steps=1, save_strategy="no", report_to="none", use_cpu=not cuda,
                        bf16=cuda and torch.cuda.is_bf16_supported(), disable_tqdm=True,
                        include_num_input_tokens_seen="non_padding")
-    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                             target_modules=lora.target_modules, task_type="CAUSAL_LM")
     trainer = SFTTrainer(model=model, args=config, train_dataset=pairs,
-                         processing_class=tokenizer, peft_config=peft_config)
+                         processing_class=tokenizer, peft_config=peft_config_of(lora))
+    run = train_measured(trainer)
+    return run["seconds"], run["tokens"], run["peak_mb"], run["losses"]
+
+
+def peft_config_of(lora):
+    """PEFT's LoraConfig for course LoraSettings, written out as a TRL user would."""
+    from peft import LoraConfig
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+                      target_modules=lora.target_modules, task_type="CAUSAL_LM")
+
+
+def train_measured(trainer) -> dict:
+    """trainer.train(), timed, with peak memory, real tokens seen and the logged losses."""
+    from course_utils.train import PeakMemory
     with PeakMemory() as memory:
         start = time.perf_counter()
         trainer.train()
         seconds = time.perf_counter() - start
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    return seconds, int(trainer.state.num_input_tokens_seen), memory.peak_mb, losses
+    return {"seconds": seconds, "tokens": int(trainer.state.num_input_tokens_seen),
+            "peak_mb": memory.peak_mb, "losses": losses, "first_loss": losses[0],
+            "last_loss": losses[-1]}
 
 
 def mfu(run: dict) -> str:
