@@ -95,6 +95,11 @@ def run_notebook(path: Path, profile: str, inplace: bool, timeout: int = 1800) -
     seconds = time.perf_counter() - start
     if inplace and status == "ok":
         nbformat.write(notebook, path)
+    elif status != "ok":  # keep what ran, to read the failing cell's output; never committed
+        failed = path.parent / "outputs" / f"{path.stem}.failed.ipynb"
+        failed.parent.mkdir(exist_ok=True)
+        nbformat.write(notebook, failed)
+        status += f" (outputs so far in {failed})"
     return seconds, status
 
 

@@ -1,16 +1,20 @@
-"""Evaluation: batched greedy generation, scoring, bootstrap confidence intervals.
+"""Evaluation: batched greedy generation, scoring, bootstrap confidence intervals, paired
+tests, forgetting probes and A/B test planning.
 
 Introduced in notebooks/00_decide.ipynb; chapter 06 builds on it.
 
 Every score is kept per row (a list of True/False), so the same rows can later be compared
 two ways (a paired test), and every summary carries a 95% bootstrap confidence interval:
 with 60 held-out rows, "48/60" could easily have been 42 or 54 on another sample.
+Nothing here is specific to the course's data: any per-row True/False lists work.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import statistics
 import time
 from dataclasses import dataclass, field
 
@@ -263,3 +267,161 @@ def results_table(results: dict[str, dict[str, Metric]]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip()
              for row in [header, *cells]]
     return "\n".join([lines[0], "-" * len(lines[0]), *lines[1:]])
+
+
+# ---------------------------------------------------------------------------- paired comparison
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Two systems scored on the same rows: who won where, the difference with its interval,
+    and the exact McNemar p-value (a two-sided sign test on the rows where they disagree)."""
+
+    n: int
+    a_hits: int
+    b_hits: int
+    only_a: int  # rows A got right and B got wrong
+    only_b: int  # rows B got right and A got wrong
+    diff: float  # B's rate minus A's
+    low: float
+    high: float
+    p_value: float
+
+    def __str__(self) -> str:
+        return (f"A {self.a_hits}/{self.n}, B {self.b_hits}/{self.n}: B - A = {self.diff:+.0%} "
+                f"[{self.low:+.0%}, {self.high:+.0%}]; only A right on {self.only_a}, only B "
+                f"right on {self.only_b}; McNemar exact p = {self.p_value:.3g}")
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact binomial p-value of `wins` against `losses` under a fair coin: how
+    surprising the split would be if neither side were better (ties left out)."""
+    if wins < 0 or losses < 0:
+        raise ValueError(f"counts must be non-negative, got {wins} and {losses}")
+    n, k = wins + losses, min(wins, losses)
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_test(a, b, n_boot: int = 2000, seed: int = 0) -> PairedTest:
+    """Compare per-row scores of system A and system B on the same rows (same order).
+
+    Pairing is what makes a small test set usable: rows both systems get right (or both get
+    wrong) carry no information about which is better, so only the rows where they disagree
+    are counted (McNemar's test), and the interval of B - A resamples whole rows, keeping
+    each row's two scores together.
+    """
+    a, b = [bool(x) for x in a], [bool(x) for x in b]
+    if len(a) != len(b):
+        raise ValueError(f"{len(a)} scores for A but {len(b)} for B: a paired test needs both "
+                         f"systems scored on the same rows, in the same order")
+    if not a:
+        raise ValueError("no rows to compare")
+    only_a = sum(x and not y for x, y in zip(a, b))
+    only_b = sum(y and not x for x, y in zip(a, b))
+    low, high = bootstrap_ci([int(y) - int(x) for x, y in zip(a, b)], n_boot=n_boot, seed=seed)
+    return PairedTest(len(a), sum(a), sum(b), only_a, only_b, (sum(b) - sum(a)) / len(a),
+                      low, high, sign_test(only_b, only_a))
+
+
+@dataclass(frozen=True)
+class Forgetting:
+    """Probe answers before and after fine-tuning: kept, forgotten, newly right."""
+
+    before: Metric
+    after: Metric
+    forgotten: list  # ids (or indices) right before and wrong after
+    gained: list  # ids wrong before and right after
+    test: PairedTest
+
+    def __str__(self) -> str:
+        return (f"before {self.before}, after {self.after}: {len(self.forgotten)} forgotten, "
+                f"{len(self.gained)} newly right (p = {self.test.p_value:.3g})")
+
+
+def forgetting(before, after, ids: list | None = None) -> Forgetting:
+    """What a fine-tune did to probes the base model answered: per-row True/False before and
+    after, on the same probes. `ids` names the probes in the lists of changes."""
+    before, after = [bool(x) for x in before], [bool(x) for x in after]
+    test = paired_test(before, after)
+    ids = list(range(len(before))) if ids is None else list(ids)
+    if len(ids) != len(before):
+        raise ValueError(f"{len(ids)} ids for {len(before)} probes: give one id per probe")
+    return Forgetting(rate(before), rate(after),
+                      [i for i, x, y in zip(ids, before, after) if x and not y],
+                      [i for i, x, y in zip(ids, before, after) if y and not x], test)
+
+
+# ---------------------------------------------------------------------------- A/B testing
+
+def _check_rate(name: str, value: float) -> None:
+    if not 0 < value < 1:
+        raise ValueError(f"{name}={value!r}: a success rate must lie strictly between 0 and 1")
+
+
+def ab_sample_size(p_a: float, p_b: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Users (or requests) needed in EACH arm of an A/B test to detect a change of success
+    rate from p_a to p_b with a two-sided two-proportion z-test at level `alpha`, with
+    probability `power` (the standard normal-approximation formula)."""
+    _check_rate("p_a", p_a)
+    _check_rate("p_b", p_b)
+    _check_rate("alpha", alpha)
+    _check_rate("power", power)
+    if p_a == p_b:
+        raise ValueError("p_a equals p_b: there is no difference to detect, at any sample size")
+    z = statistics.NormalDist()
+    z_alpha, z_power = z.inv_cdf(1 - alpha / 2), z.inv_cdf(power)
+    p_bar = (p_a + p_b) / 2
+    spread = (z_alpha * math.sqrt(2 * p_bar * (1 - p_bar))
+              + z_power * math.sqrt(p_a * (1 - p_a) + p_b * (1 - p_b)))
+    return math.ceil(spread ** 2 / (p_a - p_b) ** 2)
+
+
+def two_proportion_test(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
+    """Two-sided p-value of the pooled two-proportion z-test (independent groups: an A/B test
+    sends different users to each arm, so it is not paired)."""
+    if min(n_a, n_b) <= 0:
+        raise ValueError("each arm needs at least one observation")
+    pooled = (hits_a + hits_b) / (n_a + n_b)
+    spread = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
+    if spread == 0:
+        return 1.0
+    z = (hits_b / n_b - hits_a / n_a) / spread
+    return 2 * (1 - statistics.NormalDist().cdf(abs(z)))
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Simulated A/B tests: how often each verdict came out."""
+
+    n_per_arm: int
+    trials: int
+    b_wins: float  # share of tests that declared B better (p < alpha, B ahead)
+    a_wins: float  # share that declared A better
+    no_call: float  # share with p >= alpha
+
+    def __str__(self) -> str:
+        return (f"{self.n_per_arm:,} per arm, {self.trials:,} simulated tests: B declared better "
+                f"in {self.b_wins:.0%}, A in {self.a_wins:.0%}, no call in {self.no_call:.0%}")
+
+
+def simulate_ab(p_a: float, p_b: float, n_per_arm: int, trials: int = 2000,
+                alpha: float = 0.05, seed: int = 0) -> Rollout:
+    """Run `trials` simulated A/B tests in which the true success rates are p_a and p_b, each
+    with n_per_arm users per arm, and count the verdicts of the two-proportion test. With
+    p_a == p_b, "B declared better" is the false-alarm rate; with p_b > p_a it is the power."""
+    _check_rate("p_a", p_a)
+    _check_rate("p_b", p_b)
+    if n_per_arm < 1 or trials < 1:
+        raise ValueError("n_per_arm and trials must be at least 1")
+    rng = np.random.default_rng(seed)
+    hits_a = rng.binomial(n_per_arm, p_a, size=trials)
+    hits_b = rng.binomial(n_per_arm, p_b, size=trials)
+    b_wins = a_wins = 0
+    for x, y in zip(hits_a.tolist(), hits_b.tolist()):
+        if two_proportion_test(x, n_per_arm, y, n_per_arm) < alpha:
+            b_wins += y > x
+            a_wins += x > y
+    return Rollout(n_per_arm, trials, b_wins / trials, a_wins / trials,
+                   1 - (b_wins + a_wins) / trials)

@@ -139,3 +139,76 @@ def test_time_calls_times_each_chat_alone(tiny_model):
     chats = [[{"role": "user", "content": f"question {i}"}] for i in range(3)]
     seconds = evals.time_calls(model, tokenizer, chats, max_new_tokens=2)
     assert len(seconds) == 3 and all(s > 0 for s in seconds)
+
+
+# ---------------------------------------------------------------------------- chapter 06
+
+def test_sign_test_matches_the_binomial_by_hand():
+    assert evals.sign_test(0, 0) == 1.0
+    assert evals.sign_test(6, 1) == pytest.approx(2 * (1 + 7) / 2 ** 7)  # 0.125, chapter 04
+    assert evals.sign_test(1, 6) == evals.sign_test(6, 1)
+    assert evals.sign_test(5, 5) == 1.0  # capped: both tails overlap at the centre
+    assert evals.sign_test(10, 0) == pytest.approx(2 / 2 ** 10)
+    with pytest.raises(ValueError, match="non-negative"):
+        evals.sign_test(-1, 2)
+
+
+def test_paired_test_counts_only_the_rows_where_the_systems_disagree():
+    a = [True] * 20 + [True] * 2 + [False] * 9 + [False] * 9
+    b = [True] * 20 + [False] * 2 + [True] * 9 + [False] * 9
+    result = evals.paired_test(a, b)
+    assert (result.n, result.a_hits, result.b_hits) == (40, 22, 29)
+    assert (result.only_a, result.only_b) == (2, 9)
+    assert result.diff == pytest.approx(7 / 40)
+    assert result.p_value == pytest.approx(evals.sign_test(9, 2))
+    assert result.low <= result.diff <= result.high
+    assert "McNemar" in str(result) and "only B right on 9" in str(result)
+    # the same rates on unrelated rows would not be significant; paired, they are
+    assert result.p_value < 0.07
+
+
+def test_paired_test_refuses_rows_that_do_not_pair_up():
+    with pytest.raises(ValueError, match="same rows"):
+        evals.paired_test([True, False], [True])
+    with pytest.raises(ValueError, match="no rows"):
+        evals.paired_test([], [])
+
+
+def test_forgetting_names_the_probes_that_flipped():
+    result = evals.forgetting([True, True, True, False], [True, False, False, True],
+                              ids=["p1", "p2", "p3", "p4"])
+    assert result.forgotten == ["p2", "p3"] and result.gained == ["p4"]
+    assert (result.before.hits, result.after.hits) == (3, 2)
+    assert "2 forgotten, 1 newly right" in str(result)
+    with pytest.raises(ValueError, match="one id per probe"):
+        evals.forgetting([True], [True], ids=["a", "b"])
+
+
+def test_ab_sample_size_matches_the_textbook_formula():
+    # Fleiss: 0.55 vs 0.60, alpha 0.05 two-sided, power 0.8 -> about 1,530 per arm
+    n = evals.ab_sample_size(0.55, 0.60)
+    assert 1500 <= n <= 1560
+    assert evals.ab_sample_size(0.55, 0.60, power=0.9) > n
+    assert evals.ab_sample_size(0.38, 0.55) < 200
+    assert evals.ab_sample_size(0.60, 0.55) == n  # symmetric
+    for bad in (dict(p_a=0.5, p_b=0.5), dict(p_a=0.0, p_b=0.5), dict(p_a=0.5, p_b=1.2)):
+        with pytest.raises(ValueError):
+            evals.ab_sample_size(**bad)
+
+
+def test_two_proportion_test():
+    assert evals.two_proportion_test(50, 100, 50, 100) == pytest.approx(1.0)
+    assert evals.two_proportion_test(40, 100, 60, 100) < 0.01
+    assert evals.two_proportion_test(0, 10, 0, 10) == 1.0
+    with pytest.raises(ValueError, match="at least one"):
+        evals.two_proportion_test(1, 0, 1, 10)
+
+
+def test_simulated_rollouts_reproduce_power_and_false_alarms():
+    n = evals.ab_sample_size(0.30, 0.40)
+    power = evals.simulate_ab(0.30, 0.40, n, trials=1000)
+    assert 0.72 < power.b_wins < 0.88
+    null = evals.simulate_ab(0.30, 0.30, n, trials=1000)
+    assert null.b_wins + null.a_wins < 0.08  # about alpha = 5%, split between both sides
+    assert power.b_wins + power.a_wins + power.no_call == pytest.approx(1.0)
+    assert evals.simulate_ab(0.3, 0.4, 50, seed=1) == evals.simulate_ab(0.3, 0.4, 50, seed=1)
