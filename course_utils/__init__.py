@@ -5,10 +5,11 @@ metric); then it calls the real libraries through these modules, which keep the 
 library details (TRL, PEFT, transformers) in one place. `show_source(fn)` prints any helper.
 
 Modules: env (profile, device, seed), models (registry, loading), data (JSONL), evals
-(generation, scores, intervals), rag (retrieval), decide (chapter 00's checklist and costs),
-plots, train (SFT, DPO and distillation through TRL, measured; adapters saved with
-metadata), memory (the training-memory calculator), benchmarks (the sections of
-docs/benchmarks.md).
+(generation, scores, intervals, paired tests, forgetting probes, A/B test sizes), rag
+(retrieval), decide (chapter 00's checklist and costs), plots, train (SFT, DPO and
+distillation through TRL, measured; adapters saved with metadata), memory (the
+training-memory calculator), serve (adapter registry with promote and rollback, merging, a
+local OpenAI-compatible endpoint), benchmarks (the sections of docs/benchmarks.md).
 """
 
 import logging
