@@ -85,10 +85,13 @@ def generate(model, tokenizer, rows: list[dict], max_new_tokens: int = 64,
 
 
 def time_calls(model, tokenizer, conversations: list[list[dict]],
-               max_new_tokens: int = 64) -> list[float]:
+               max_new_tokens: int = 64, warm_up: bool = True) -> list[float]:
     """Seconds per call, answering each chat alone (batch of one, as a live request is),
-    after one untimed warm-up call: what a user waits, prompt reading included."""
-    generate_from_messages(model, tokenizer, conversations[:1], max_new_tokens=max_new_tokens)
+    after one untimed warm-up call (unless the caller made one): what a user waits, prompt
+    reading included."""
+    if warm_up:
+        generate_from_messages(model, tokenizer, conversations[:1],
+                               max_new_tokens=max_new_tokens)
     seconds = []
     for conversation in conversations:
         start = time.perf_counter()

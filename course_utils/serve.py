@@ -46,7 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .train import ADAPTER_METADATA, _library_deprecations_hidden
+from .train import ADAPTER_METADATA, _library_deprecations_hidden, read_metadata
 
 # ---------------------------------------------------------------------------- registry
 
@@ -340,7 +340,7 @@ def _warn_on_other_base(base, directory: Path, name: str) -> None:
     ours = getattr(base, "course_source", None)
     if not path.exists() or not ours:
         return
-    theirs = json.loads(path.read_text()).get("base_model")
+    theirs = read_metadata(directory).get("base_model")
     if theirs and theirs != ours:
         warnings.warn(f"adapter {name!r} was trained on {theirs}, and is being loaded on {ours}",
                       stacklevel=3)
@@ -374,16 +374,13 @@ class Timing:
 
 
 def time_generation(model, tokenizer, messages: list[dict], n: int = 5,
-                    max_new_tokens: int = 32, warmup: int = 1) -> Timing:
-    """Time `n` greedy answers to one chat (after `warmup` untimed ones)."""
-    from .evals import generate_from_messages
-    seconds, answer = [], ""
-    for run in range(warmup + n):
-        start = time.perf_counter()
-        answer = generate_from_messages(model, tokenizer, [messages],
-                                        max_new_tokens=max_new_tokens)[0]
-        if run >= warmup:
-            seconds.append(time.perf_counter() - start)
+                    max_new_tokens: int = 32) -> Timing:
+    """Time `n` greedy answers to one chat, after one untimed answer (the warm-up, which
+    also gives the answer's length in tokens)."""
+    from .evals import generate_from_messages, time_calls
+    answer = generate_from_messages(model, tokenizer, [messages], max_new_tokens=max_new_tokens)[0]
+    seconds = time_calls(model, tokenizer, [messages] * n, max_new_tokens=max_new_tokens,
+                         warm_up=False)
     return Timing(seconds, len(tokenizer(answer, add_special_tokens=False)["input_ids"]))
 
 
@@ -677,26 +674,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive for clients that reuse connections
     timeout = 60  # a client that stops sending frees its thread after this
 
-    def do_GET(self) -> None:
-        self._dispatch("GET")
+    def _any_method(self) -> None:
+        self._dispatch(self.command)  # HEAD and the others are answered 405 (HEAD: headers only)
 
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    def do_OPTIONS(self) -> None:
-        self._dispatch("OPTIONS")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")  # answered 405, headers only
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _any_method
 
     def setup(self) -> None:
         super().setup()
