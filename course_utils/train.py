@@ -257,7 +257,8 @@ def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[
                          method="distill", temperature=temperature, hard_weight=hard_weight,
                          teacher=getattr(teacher, "course_source", None) or teacher.name_or_path)
     student = _drop_trl_forward_patch(student if inplace else copy.deepcopy(student))
-    teacher.eval().requires_grad_(False)
+    teacher_was_training = teacher.training
+    teacher.eval()  # no dropout in the targets (its logits are taken under no_grad)
     config = SFTConfig(
         **_common_args(settings, tempfile.mkdtemp(prefix="course-distill-"), bool(val_rows),
                        eval_every, show, seed),
@@ -270,7 +271,10 @@ def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[
             eval_dataset=_dataset(val_rows, tokenizer, length) if val_rows else None,
             processing_class=tokenizer, peft_config=_lora_config(lora),
             callbacks=_with_printer(callbacks, settings, show))
-        return _train_and_measure(trainer, settings, tokenizer, seed, show)
+        try:
+            return _train_and_measure(trainer, settings, tokenizer, seed, show)
+        finally:
+            teacher.train(teacher_was_training)  # the caller's model, left as it came
 
 
 def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0):

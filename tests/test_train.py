@@ -378,6 +378,17 @@ def test_distill_moves_the_student_towards_the_teacher(tiny_model):
     assert len(student.model.layers) == 1  # trained a copy: the given student is untouched
 
 
+def test_distill_leaves_the_teacher_trainable_and_in_its_mode(tiny_model):
+    """The teacher is often the learner's own model (chapter 05): freezing it in place left
+    it untrainable for any later fine-tune (and broke later tests sharing this fixture)."""
+    teacher, tokenizer = tiny_model
+    teacher = copy.deepcopy(teacher).train()
+    train.distill(models.fewer_layers(teacher, 1), tokenizer, rows(4), teacher, max_steps=1,
+                  batch_size=4, show=False)
+    assert teacher.training
+    assert all(p.requires_grad for p in teacher.parameters())
+
+
 def test_distill_refuses_a_teacher_with_another_vocabulary(tiny_model):
     from transformers import LlamaConfig, LlamaForCausalLM
     model, tokenizer = tiny_model
