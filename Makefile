@@ -42,9 +42,12 @@ test-notebooks: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/sanitize.cfg notebooks
 
-# Re-execute the notebooks in the cpu profile and save their outputs (what is committed).
+# Re-execute the notebooks in the cpu profile and save their outputs (what is committed);
+# COURSE_RECORD=1 lets each chapter file its headline numbers in docs/results.json, and the
+# README's results table is regenerated from that file.
 notebooks: setup
-	COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 $(BIN)/course run --profile cpu --inplace --record docs/benchmarks.md notebooks
+	COURSE_RECORD=1 COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 $(BIN)/course run --profile cpu --inplace --record docs/benchmarks.md notebooks
+	$(BIN)/course results --readme README.md
 
 # Wall time of every notebook in the smoke and cpu profiles, the data checks on a
 # 100,000-row file, train.sft and train.dpo each against a plain TRL run, into

@@ -9,7 +9,8 @@ Modules: env (profile, device, seed), models (registry, loading), data (JSONL), 
 (retrieval), decide (chapter 00's checklist and costs), plots, train (SFT, DPO and
 distillation through TRL, measured; adapters saved with metadata), memory (the
 training-memory calculator), serve (adapter registry with promote and rollback, merging, a
-local OpenAI-compatible endpoint), benchmarks (the sections of docs/benchmarks.md).
+local OpenAI-compatible endpoint), benchmarks (the sections of docs/benchmarks.md), results
+(the headline numbers in docs/results.json and the README table).
 """
 
 import logging

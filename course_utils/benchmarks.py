@@ -20,14 +20,15 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
 
 
-def section_markers(name: str) -> tuple[str, str]:
-    """The lines that open and close the section `name`."""
-    return f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+def section_markers(name: str, kind: str = "bench") -> tuple[str, str]:
+    """The lines that open and close the section `name` (`kind` "results" marks the README's
+    generated results table)."""
+    return f"<!-- {kind}:{name} -->", f"<!-- /{kind}:{name} -->"
 
 
-def replace_section(text: str, name: str, body: str) -> str:
+def replace_section(text: str, name: str, body: str, kind: str = "bench") -> str:
     """`text` with the section `name` holding `body`: replaced where it is, else appended."""
-    start, end = section_markers(name)
+    start, end = section_markers(name, kind)
     block = f"{start}\n{body.strip()}\n{end}\n"
     opened, closed = text.count(start), text.count(end)
     if opened == closed == 0:

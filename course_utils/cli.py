@@ -10,6 +10,8 @@
   course validate FILE       check a chat JSONL file: every problem with file:line and a fix
                              (--max-length N also counts tokens with the course tokenizer);
                              exit 0 when valid, 1 when it has errors, 2 when it cannot be read
+  course results             print docs/results.json as the README's table
+                             (--readme README.md writes it there; --check exits 1 if stale)
 """
 
 from __future__ import annotations
@@ -194,6 +196,28 @@ def cmd_validate(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_results(args) -> int:
+    """Print the results table, write it into the README, or check the README's copy."""
+    from . import benchmarks, results
+    table = results.readme_table(results.load(args.file))
+    if not args.readme:
+        print(table)
+        return 0
+    readme = Path(args.readme)
+    text = readme.read_text(encoding="utf-8")
+    wanted = benchmarks.replace_section(text, "table", table, kind="results")
+    if args.check:
+        if wanted != text:
+            print(f"{readme}: its results table differs from {args.file}; regenerate it with "
+                  f"`course results --readme {readme}`")
+            return 1
+        print(f"{readme}: results table matches {args.file}")
+        return 0
+    results.write_readme_table(readme, args.file)
+    print(f"wrote the results table of {args.file} into {readme}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `course` command."""
     parser = argparse.ArgumentParser(prog="course", description=__doc__,
@@ -221,6 +245,12 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--max-length", type=int, default=None,
                        help="warn about rows longer than this many tokens (loads the tokenizer)")
     check.set_defaults(func=cmd_validate)
+    table = sub.add_parser("results", help="the README's results table from docs/results.json")
+    table.add_argument("--file", default=str(ROOT / "docs" / "results.json"))
+    table.add_argument("--readme", default=None, help="write the table into this Markdown file")
+    table.add_argument("--check", action="store_true",
+                       help="with --readme: exit 1 when its table is not the file's")
+    table.set_defaults(func=cmd_results)
     args = parser.parse_args(argv)
     return args.func(args)
 
