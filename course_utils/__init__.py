@@ -22,5 +22,6 @@ logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
 from .env import get_profile, setup, show_source, timer  # noqa: F401
 from .models import load_model  # noqa: F401
+from .results import record as record_result  # noqa: F401  (docs/results.json, README table)
 
 __version__ = "0.1.0"

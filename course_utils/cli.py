@@ -198,23 +198,22 @@ def cmd_validate(args) -> int:
 
 def cmd_results(args) -> int:
     """Print the results table, write it into the README, or check the README's copy."""
-    from . import benchmarks, results
-    table = results.readme_table(results.load(args.file))
+    from . import results
+    recorded = results.load(args.file)
     if not args.readme:
-        print(table)
+        print(results.readme_table(recorded))
         return 0
     readme = Path(args.readme)
-    text = readme.read_text(encoding="utf-8")
-    wanted = benchmarks.replace_section(text, "table", table, kind="results")
-    if args.check:
-        if wanted != text:
-            print(f"{readme}: its results table differs from {args.file}; regenerate it with "
-                  f"`course results --readme {readme}`")
-            return 1
-        print(f"{readme}: results table matches {args.file}")
+    if not args.check:
+        results.write_readme_table(readme, args.file)
+        print(f"wrote the results table of {args.file} into {readme}")
         return 0
-    results.write_readme_table(readme, args.file)
-    print(f"wrote the results table of {args.file} into {readme}")
+    if results.readme_with_table(readme.read_text(encoding="utf-8"), recorded) != \
+            readme.read_text(encoding="utf-8"):
+        print(f"{readme}: its results table differs from {args.file}; regenerate it with "
+              f"`course results --readme {readme}`")
+        return 1
+    print(f"{readme}: results table matches {args.file}")
     return 0
 
 

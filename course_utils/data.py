@@ -11,13 +11,16 @@ rendering (what the chat template makes of a row, and which tokens carry loss).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
 import json
 import math
+import os
 import random
 import re
 import statistics
+import tempfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -190,6 +193,29 @@ def fingerprint(rows: Sequence[dict]) -> str:
                                                                               "surrogatepass"))
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+def write_json_atomic(path: str | Path, value) -> None:
+    """Write JSON so that readers see the old file or the new one, never half of either: a
+    temporary file in the same folder, flushed to disk (fsync), then renamed over the target."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            file.write(json.dumps(value, indent=1) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def load_split(dataset: str, split: str) -> list[dict]:

@@ -1,7 +1,8 @@
 """The course's headline numbers, machine-readable: docs/results.json and the README's table.
 
 Introduced in notebooks/00_decide.ipynb; every chapter records its headline results with
-`record`. The file holds, per notebook, each named result as counts with their interval or as
+`record` (also importable as `course_utils.record_result`, the name the notebooks use, so a
+notebook's own variable called `results` cannot hide it). The file holds, per notebook, each named result as counts with their interval or as
 a single value:
 
     {"06_evaluate": {"tickets/lora": {"hits": 55, "n": 200, "low": 0.22, "high": 0.34},
@@ -21,11 +22,10 @@ import fcntl
 import json
 import math
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import benchmarks
+from . import benchmarks, data
 from .evals import Metric
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +69,7 @@ def record(notebook: str, name: str, result, path: str | Path | None = None) -> 
             results[notebook] = {}
             _started.add((str(path), notebook))
         results.setdefault(notebook, {})[name] = item
-        _write_atomically(path, results)
+        data.write_json_atomic(path, {nb: results[nb] for nb in sorted(results)})
     print(f"recorded in {path.name}: {notebook} {name} = {describe(item)}")
     return item
 
@@ -113,12 +113,17 @@ def readme_table(results: dict) -> str:
     return "\n".join(lines) + "\n\n" + note
 
 
+def readme_with_table(readme_text: str, results: dict) -> str:
+    """The README's text with the results table between its markers made from `results`."""
+    return benchmarks.replace_section(readme_text, "table", readme_table(results),
+                                      kind="results")
+
+
 def write_readme_table(readme: str | Path, path: str | Path | None = None) -> Path:
     """Replace the results table between the README's markers with one built from the file."""
     readme = Path(readme)
-    text = benchmarks.replace_section(readme.read_text(encoding="utf-8"), "table",
-                                      readme_table(load(path)), kind="results")
-    readme.write_text(text, encoding="utf-8")
+    readme.write_text(readme_with_table(readme.read_text(encoding="utf-8"), load(path)),
+                      encoding="utf-8")
     return readme
 
 
@@ -133,18 +138,3 @@ def _locked(path: Path):
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _write_atomically(path: Path, results: dict) -> None:
-    """Write to a temporary file in the same folder, then rename it over `path`: a reader
-    sees the old file or the new one, never half of one."""
-    ordered = {notebook: results[notebook] for notebook in sorted(results)}
-    text = json.dumps(ordered, indent=1, ensure_ascii=False) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

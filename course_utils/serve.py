@@ -46,6 +46,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from .data import write_json_atomic
 from .train import ADAPTER_METADATA, _library_deprecations_hidden, read_metadata
 
 # ---------------------------------------------------------------------------- registry
@@ -283,29 +284,6 @@ def adapter_metadata(directory: str | Path) -> dict:
         raise ValueError(f"{directory} has {ADAPTER_METADATA} but no {weights}: the weights are "
                          f"missing. Copy the whole folder that save_adapter wrote")
     return metadata
-
-
-def write_json_atomic(path: str | Path, value) -> None:
-    """Write JSON so that readers see the old file or the new one, never half of either: a
-    temporary file in the same folder, flushed to disk (fsync), then renamed over the target."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            file.write(json.dumps(value, indent=1) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX only)
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
 
 
 # ---------------------------------------------------------------------------- models

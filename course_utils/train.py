@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
+import shutil
 import tempfile
 import threading
 import time
@@ -49,6 +51,7 @@ class TrainResult:
     settings: dict = field(default_factory=dict)
     tokenizer: object = None
     steps: int = 0  # optimizer steps done (fewer than max_steps when a callback stopped it)
+    best_step: int | None = None  # with early stopping: the evaluation whose model was kept
 
     @property
     def tokens_per_second(self) -> float:
@@ -64,10 +67,15 @@ class TrainResult:
         losses = ", ".join(f"{k.replace('_', ' ')} {v:.3f}" for k, v in last.items())
         stopped = (f" (stopped early, of {self.settings['max_steps']})"
                    if self.steps and self.steps < self.settings.get("max_steps", 0) else "")
+        best = ""
+        if self.best_step is not None:
+            at = dict(zip(*self.losses("val_loss"))).get(self.best_step)
+            best = f"; kept the model of step {self.best_step}" + (
+                f" (val loss {at:.3f})" if at is not None else "")
         return (f"{self.steps or self.settings.get('max_steps')} steps{stopped} in "
                 f"{self.seconds:.0f} s, "
                 f"{self.tokens_per_second:.0f} tokens/s, peak memory {self.peak_memory_mb:,.0f} MB"
-                + (f"; {losses}" if losses else ""))
+                + (f"; {losses}" if losses else "") + best)
 
 
 class PeakMemory:
@@ -137,7 +145,8 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
         max_length: int | None = None, eval_every: int | None = None, seed: int = 0,
         inplace: bool = False, show: bool = True, padding_free: bool = True,
         output_dir: str | Path | None = None, save_every: int | None = None,
-        resume: bool = False, callbacks: tuple = ()) -> TrainResult:
+        resume: bool = False, callbacks: tuple = (), max_epochs: float | None = None,
+        patience: int | None = None) -> TrainResult:
     """Fine-tune on chat rows (loss on assistant tokens only); LoRA unless lora=None.
 
     Sizes come from the profile unless given. The input model is left untouched (a copy is
@@ -147,36 +156,68 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
     optimizer, scheduler, random state) is kept every `save_every` steps; `resume=True`
     continues from the last one there, so an interrupted run picks up where it stopped.
     `callbacks`: extra transformers TrainerCallbacks.
+    Early stopping: `max_epochs` caps the run in passes over the data (instead of
+    max_steps); with `patience`, validation loss is measured every `eval_every` steps (twice
+    an epoch by default), training stops after `patience` measurements without a new best,
+    and the model returned is the one at the best measurement (transformers'
+    EarlyStoppingCallback with load_best_model_at_end; its checkpoints go to a temporary
+    folder unless output_dir is given).
     """
     from transformers.trainer_utils import get_last_checkpoint
     from trl import SFTConfig
 
-    settings = _settings(model, train_rows, lora, profile, max_steps, batch_size,
-                         learning_rate or (1e-3 if lora else 5e-5), max_length, seed)
     if not train_rows:
         raise ValueError("sft needs at least one training row")
+    settings = sft_settings(model, train_rows, lora, profile, max_steps=max_steps,
+                            batch_size=batch_size, learning_rate=learning_rate,
+                            max_length=max_length, seed=seed, max_epochs=max_epochs,
+                            patience=patience, eval_every=eval_every)
+    if patience is not None and not val_rows:
+        raise ValueError(f"patience={patience} stops on validation loss: pass val_rows too")
     if (resume or save_every) and output_dir is None:
         raise ValueError("checkpoints need a folder: pass output_dir= with save_every= or resume=")
-    output_dir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="course-sft-"))
+    scratch = None if output_dir else tempfile.mkdtemp(prefix="course-sft-")
+    output_dir = Path(output_dir or scratch)
     output_dir.mkdir(parents=True, exist_ok=True)
     checkpoint = get_last_checkpoint(output_dir) if resume else None
     if resume and checkpoint is None and show:
         print(f"no checkpoint in {output_dir}: starting from step 0")
     model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
     config = SFTConfig(
-        **_common_args(settings, output_dir, bool(val_rows), eval_every, show, seed),
-        max_length=None, padding_free=padding_free,
-        save_strategy="steps" if save_every else "no", save_steps=save_every or 500,
-        save_total_limit=2, activation_checkpointing=False)
+        **_common_args(settings, output_dir, bool(val_rows), settings["eval_every"], show, seed),
+        max_length=None, padding_free=padding_free, activation_checkpointing=False,
+        **_checkpointing(settings, save_every))
     length = settings["max_length"]
-    with _library_deprecations_hidden():
-        trainer = _new_trainer(
-            _trainer_class(), model=model, args=config,
-            train_dataset=_dataset(train_rows, tokenizer, length),
-            eval_dataset=_dataset(val_rows, tokenizer, length) if val_rows else None,
-            processing_class=tokenizer, peft_config=_lora_config(lora),
-            callbacks=_with_printer(callbacks, settings, show))
-        return _train_and_measure(trainer, settings, tokenizer, seed, show, checkpoint)
+    if patience is not None:
+        from transformers import EarlyStoppingCallback
+        callbacks = (*callbacks, EarlyStoppingCallback(early_stopping_patience=patience))
+    try:
+        with _library_deprecations_hidden(), _shard_bars_hidden():
+            trainer = _new_trainer(
+                _trainer_class(), model=model, args=config,
+                train_dataset=_dataset(train_rows, tokenizer, length),
+                eval_dataset=_dataset(val_rows, tokenizer, length) if val_rows else None,
+                processing_class=tokenizer, peft_config=_lora_config(lora),
+                callbacks=_with_printer(callbacks, settings, show))
+            return _train_and_measure(trainer, settings, tokenizer, seed, show, checkpoint)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _checkpointing(settings: dict, save_every: int | None) -> dict:
+    """SFTConfig's saving arguments: every `save_every` steps for resuming; with early
+    stopping, also at every evaluation (load_best_model_at_end reloads the best of them)."""
+    if settings.get("patience") is None:
+        return dict(save_strategy="steps" if save_every else "no", save_steps=save_every or 500,
+                    save_total_limit=2)
+    every = settings["eval_every"]
+    if save_every and save_every % every:
+        raise ValueError(f"save_every={save_every} must be a multiple of eval_every={every} "
+                         f"with early stopping: the best model is kept from an evaluation step")
+    return dict(save_strategy="steps", save_steps=save_every or every, save_total_limit=1,
+                save_only_model=not save_every, load_best_model_at_end=True,
+                metric_for_best_model="eval_loss", greater_is_better=False)
 
 
 def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None = None,
@@ -395,6 +436,32 @@ def _pairs_dataset(pairs: list[dict] | None):
     return Dataset.from_list([{k: p[k] for k in _PAIR_KEYS} for p in pairs]) if pairs else None
 
 
+def sft_settings(model, train_rows: list[dict], lora: LoraSettings | None = LoraSettings(),
+                 profile=None, *, max_steps: int | None = None, batch_size: int | None = None,
+                 learning_rate: float | None = None, max_length: int | None = None,
+                 seed: int = 0, max_epochs: float | None = None, patience: int | None = None,
+                 eval_every: int | None = None) -> dict:
+    """The settings `sft` would train with, every default filled in (from the profile; the
+    learning rate 1e-3 with LoRA, 5e-5 full; with max_epochs, the steps that many passes
+    over the rows take; with patience, an evaluation twice an epoch): what an adapter
+    records, and what the run cache (course_utils.runs) keys a run by."""
+    batch = batch_size or env.get_profile(profile).batch_size
+    steps_per_epoch = max(1, math.ceil(len(train_rows) / batch))
+    if max_epochs is not None:
+        if max_epochs <= 0 or max_steps is not None:
+            raise ValueError(f"max_epochs={max_epochs!r}, max_steps={max_steps!r}: give one "
+                             f"positive limit, epochs or steps")
+        max_steps = max(1, math.ceil(max_epochs * steps_per_epoch))
+    if patience is not None and (int(patience) != patience or patience < 1):
+        raise ValueError(f"patience={patience!r}: the number of evaluations without a new best "
+                         f"before stopping, a whole number of at least 1")
+    if eval_every is None and patience is not None:
+        eval_every = max(1, steps_per_epoch // 2)
+    return _settings(model, train_rows, lora, profile, max_steps, batch,
+                     learning_rate or (1e-3 if lora else 5e-5), max_length, seed,
+                     max_epochs=max_epochs, patience=patience, eval_every=eval_every)
+
+
 def _settings(model, rows: list[dict], lora: LoraSettings | None, profile, max_steps,
               batch_size, learning_rate: float, max_length, seed: int, **extra) -> dict:
     """A run's settings, sizes from the profile unless given: what save_adapter records."""
@@ -435,7 +502,8 @@ def _train_and_measure(trainer, settings: dict, tokenizer, seed: int, show: bool
     _drop_trl_forward_patch(trainer.model)
     result = TrainResult(trainer.model.eval(), history, seconds,
                          int(trainer.state.num_input_tokens_seen) - tokens_before,
-                         memory.peak_mb, settings, tokenizer, trainer.state.global_step)
+                         memory.peak_mb, settings, tokenizer, trainer.state.global_step,
+                         trainer.state.best_global_step if settings.get("patience") else None)
     if show:
         print(result)
     return result
@@ -453,6 +521,20 @@ def _drop_trl_forward_patch(model):
         if code is not None and code.co_name == "_fused_forward":
             del module.forward
     return model
+
+
+@contextlib.contextmanager
+def _shard_bars_hidden():
+    """Hide transformers' "Writing model shards" bar, drawn at every checkpoint or save (one
+    shard, milliseconds: noise beside the training bar, which stays)."""
+    from transformers.utils import logging as hf_logging
+    shown = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
 
 
 @contextlib.contextmanager
@@ -776,7 +858,8 @@ def save_adapter(result: TrainResult, directory: str | Path, heldout: dict | Non
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
-    result.model.save_pretrained(staging)
+    with _shard_bars_hidden():
+        result.model.save_pretrained(staging)
     if not result.settings.get("lora") and result.tokenizer is not None:
         result.tokenizer.save_pretrained(staging)  # a full model folder loads on its own
     scores = {name: ({"value": m.value, "hits": m.hits, "n": m.n, "low": m.low, "high": m.high}
@@ -786,6 +869,7 @@ def save_adapter(result: TrainResult, directory: str | Path, heldout: dict | Non
                 "data_sha256": result.settings.get("data_sha256"),
                 "settings": result.settings, "heldout": scores,
                 "train": {"seconds": round(result.seconds, 1), "tokens": result.train_tokens,
+                          "steps": result.steps, "best_step": result.best_step,
                           "tokens_per_second": round(result.tokens_per_second, 1),
                           "peak_memory_mb": round(result.peak_memory_mb), "history": result.history},
                 "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),

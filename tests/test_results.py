@@ -38,7 +38,7 @@ def test_recorded_entries_have_the_documented_shape(fresh, monkeypatch, capsys):
                          "high": round(metric.high, 4)},
         "tickets/p_lora_vs_best": {"value": 0.00031}}}
     assert "recorded in results.json: 06_evaluate tickets/lora = 55/60" in capsys.readouterr().out
-    assert list(fresh.parent.glob("*.tmp")) == []  # the temporary file was renamed, not left
+    assert [p.name for p in fresh.parent.iterdir() if p.suffix == ".tmp"] == []  # renamed, not left
 
 
 def test_a_rerun_replaces_the_notebooks_old_entries_and_keeps_the_others(fresh, monkeypatch):

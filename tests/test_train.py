@@ -32,6 +32,43 @@ def test_lora_run_records_losses_throughput_and_memory(tiny_model):
     assert "3 steps" in str(result)
 
 
+def answer_rows(answer: str, n: int, start: int = 0) -> list[dict]:
+    return [{"messages": [{"role": "user", "content": f"ticket {i}"},
+                          {"role": "assistant", "content": answer}]} for i in range(start, start + n)]
+
+
+def test_early_stopping_keeps_the_best_validation_model(tiny_model):
+    model, tokenizer = tiny_model
+    # training teaches one answer, validation wants another: validation loss first falls (the
+    # chat format is shared), then turns up (about step 20 here) as the answer is learned
+    train_rows = answer_rows("alpha alpha alpha", 8)
+    val_rows = answer_rows("zebra quokka walrus", 4, 100)
+    result = train.sft(model, tokenizer, train_rows, val_rows, lora=None, profile="smoke",
+                       max_epochs=40, batch_size=4, learning_rate=1e-2, patience=2,
+                       eval_every=1, show=False)
+    steps, val_losses = result.losses("val_loss")
+    assert result.settings["max_steps"] == 80 and result.steps < 80  # stopped early
+    best = steps[val_losses.index(min(val_losses))]
+    assert result.best_step == best and steps[-1] == best + 2  # two evaluations, no new best
+    again = train.sft(result.model, tokenizer, train_rows, val_rows, lora=None, profile="smoke",
+                      max_steps=1, learning_rate=1e-12, eval_every=1, batch_size=4, show=False)
+    assert again.losses("val_loss")[1][0] == pytest.approx(min(val_losses), rel=1e-3)  # best kept
+    assert f"kept the model of step {best}" in str(result)
+
+
+def test_early_stopping_settings_are_checked(tiny_model):
+    model, tokenizer = tiny_model
+    with pytest.raises(ValueError, match="pass val_rows too"):
+        train.sft(model, tokenizer, rows(), patience=2, show=False)
+    with pytest.raises(ValueError, match="give one positive limit"):
+        train.sft(model, tokenizer, rows(), rows(2), max_epochs=2, max_steps=3, show=False)
+    with pytest.raises(ValueError, match="at least 1"):
+        train.sft(model, tokenizer, rows(), rows(2), patience=0, show=False)
+    settings = train.sft_settings(model, rows(10), profile="smoke", batch_size=2, max_epochs=3,
+                                  patience=2)
+    assert settings["max_steps"] == 15 and settings["eval_every"] == 2  # twice an epoch
+
+
 def test_loss_falls_when_repeating_one_answer(tiny_model):
     model, tokenizer = tiny_model
     result = train.sft(model, tokenizer, rows(4), lora=None, profile="smoke", max_steps=20,

@@ -1,0 +1,270 @@
+"""Train once, reuse everywhere: the course's run cache.
+
+Introduced in notebooks/02_sft.ipynb; chapters 03, 05, 06 and 07 reload the same runs.
+
+Several chapters need the same fine-tune (chapter 06 evaluates the ticket LoRA that chapter
+03 trains, chapter 07 serves it). Training it in each would cost minutes every time, and two
+copies could quietly differ. So a *run* is named, and keyed by everything that decides its
+result:
+
+- the base model: its name and a fingerprint of its weights (the hub copy and the offline
+  de-quantized copy differ, so they are different runs);
+- the data: fingerprints of the training and validation rows and of each held-out split;
+- the settings, every default filled in (`train.sft_settings`), and the profile;
+- the library versions (torch, transformers, peft, trl, ...).
+
+`sft(name, ...)` returns the run from the cache when an entry with the same key exists, and
+otherwise trains it (printing how long that should take), generates its answers to the
+held-out rows, and stores both. Any change to the key trains again, into a new entry.
+
+An entry is written into a staging folder and renamed into place only when complete, with a
+manifest of its files' SHA-256 written last; loading checks the manifest, so a half-written
+or damaged entry is never used: it is reported and trained again. Entries live under
+``$COURSE_CACHE/runs/<profile>/<run name>/<key digest>/`` (`models.cache_dir()`); deleting
+that folder is always safe.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, is_dataclass
+from pathlib import Path
+
+from . import data, env, evals, models, train
+
+KEY_VERSION = 1  # bump when the layout of an entry changes: every old entry then retrains
+MANIFEST = "manifest.json"
+ASSUMED_TOKENS_PER_SECOND = {"cpu": 200.0, "cuda": 4000.0, "mps": 1000.0}
+# ^ used to say how long a run will take before this machine has measured one itself:
+#   train.sft on 2 CPU cores (docs/benchmarks.md, `make bench`); the GPU figures are guesses.
+
+
+@dataclass
+class Run:
+    """A fine-tune and its held-out answers, trained now or loaded from the cache."""
+
+    name: str
+    digest: str  # the first 16 hex digits of the key's SHA-256: the entry's folder name
+    directory: Path | None  # the cache entry (None when the run was not stored)
+    model: object
+    predictions: dict[str, list[str]]  # held-out split -> the model's answers, in row order
+    metadata: dict  # what train.save_adapter recorded: settings, history, seconds, tokens/s
+    cached: bool  # True when loaded from the cache, False when trained just now
+
+    @property
+    def history(self) -> list[dict]:
+        return self.metadata["train"]["history"]
+
+    @property
+    def train_seconds(self) -> float:
+        return self.metadata["train"]["seconds"]
+
+    def losses(self, kind: str = "train_loss") -> tuple[list[int], list[float]]:
+        """(steps, values) of one logged series: 'train_loss' or 'val_loss'."""
+        points = [(h["step"], h[kind]) for h in self.history if kind in h]
+        return [s for s, _ in points], [v for _, v in points]
+
+    def __str__(self) -> str:
+        how = "loaded from the cache" if self.cached else "trained now"
+        train_info = self.metadata["train"]
+        return (f"run {self.name} [{self.digest}], {how}: trained in {train_info['seconds']:.0f} s "
+                f"at {train_info['tokens_per_second']:.0f} tokens/s; answers for "
+                f"{', '.join(f'{k} ({len(v)})' for k, v in self.predictions.items()) or 'no split'}")
+
+
+# ---------------------------------------------------------------------------- the key
+
+def weights_fingerprint(model) -> str:
+    """SHA-256 over the first values of every parameter: cheap (milliseconds), and different
+    for two copies of a model whose weights differ anywhere it matters (hub vs de-quantized
+    GGUF, or a model already fine-tuned)."""
+    import torch
+    digest = hashlib.sha256()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            head = parameter.detach().reshape(-1)[:1024].to("cpu", torch.float32)
+            digest.update(name.encode())
+            digest.update(head.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _plain(value):
+    """Settings as JSON-ready values (dataclasses as dicts, tuples as lists)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        return _plain(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"run setting {value!r} ({type(value).__name__}) cannot be part of a run's "
+                    f"key: pass numbers, strings, lists, dicts or dataclasses")
+
+
+def run_key(name: str, model, kind: str, settings: dict, splits: dict[str, list[dict]],
+            profile) -> dict:
+    """Everything that decides a run's result, as a JSON-ready dict."""
+    profile = env.get_profile(profile)
+    return {"key_version": KEY_VERSION, "name": name, "kind": kind,
+            "profile": {k: v for k, v in asdict(profile).items() if k != "why"},
+            "base_model": getattr(model, "course_source", None) or model.name_or_path,
+            "base_weights": weights_fingerprint(model),
+            "data": {split: data.fingerprint(rows) for split, rows in splits.items()},
+            "settings": _plain(settings), "versions": env.versions()}
+
+
+def digest(key: dict) -> str:
+    """The key's SHA-256 (canonical JSON), first 16 hex digits."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def runs_dir(profile=None) -> Path:
+    """Where a profile's runs are cached."""
+    return models.cache_dir() / "runs" / env.get_profile(profile).name
+
+
+def entry_dir(key: dict) -> Path:
+    """The cache folder of the run with this key."""
+    return runs_dir(key["profile"]["name"]) / key["name"].replace("/", "--") / digest(key)
+
+
+# ---------------------------------------------------------------------------- the cache
+
+def _file_hashes(folder: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under `folder` except the manifest."""
+    hashes = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        if relative != MANIFEST:
+            with open(path, "rb") as handle:
+                hashes[relative] = hashlib.file_digest(handle, "sha256").hexdigest()
+    return hashes
+
+
+def check_entry(folder: Path, key: dict) -> str | None:
+    """None when `folder` holds a complete, undamaged entry for `key`; else what is wrong."""
+    manifest = folder / MANIFEST
+    if not manifest.exists():
+        return f"{folder} has no {MANIFEST}: it was never finished"
+    try:
+        recorded = json.loads(manifest.read_text())
+    except json.JSONDecodeError as err:
+        return f"{manifest}:{err.lineno}:{err.colno}: not valid JSON ({err.msg})"
+    if recorded.get("key") != key:
+        return f"{manifest} was written for another key"
+    found = _file_hashes(folder)
+    for relative, expected in recorded.get("files", {}).items():
+        if relative not in found:
+            return f"{folder / relative} is missing"
+        if found[relative] != expected:
+            return f"{folder / relative} has changed since it was written (SHA-256 differs)"
+    return None
+
+
+def _store(key: dict, result: train.TrainResult, predictions: dict[str, list[str]]) -> Path:
+    """Write an entry: staging folder, files, manifest last, then one rename into place."""
+    final = entry_dir(key)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        train.save_adapter(result, staging / "model")
+        (staging / "predictions.json").write_text(json.dumps(predictions, indent=1) + "\n")
+        manifest = {"key": key, "files": _file_hashes(staging),
+                    "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        data.write_json_atomic(staging / MANIFEST, manifest)
+        if final.exists():  # a damaged entry with this key: replace it
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return final
+
+
+def _load(folder: Path, name: str, model, show: bool) -> Run:
+    """The run stored in a checked entry, on a copy of `model` (the caller's stays plain)."""
+    metadata = train.read_metadata(folder / "model")
+    base = copy.deepcopy(model) if metadata["kind"] == "lora" else None
+    loaded, metadata = train.load_adapter(folder / "model", model=base)
+    predictions = json.loads((folder / "predictions.json").read_text())
+    loaded.eval()
+    run = Run(name, folder.name, folder, loaded, predictions, metadata, cached=True)
+    if show:
+        print(run)
+    return run
+
+
+def measured_tokens_per_second(profile=None) -> float | None:
+    """The training throughput of the newest run cached for this profile on this machine."""
+    newest = None
+    for manifest in runs_dir(profile).glob(f"*/*/{MANIFEST}"):
+        if newest is None or manifest.stat().st_mtime > newest.stat().st_mtime:
+            newest = manifest
+    if newest is None:
+        return None
+    try:
+        return float(train.read_metadata(newest.parent / "model")["train"]["tokens_per_second"])
+    except (OSError, KeyError, ValueError, json.JSONDecodeError):
+        return None
+
+
+def estimate_seconds(tokenizer, train_rows: list[dict], settings: dict, profile=None) -> tuple[float, str]:
+    """(seconds, how it was estimated) for training at most settings['max_steps'] steps."""
+    sample = train_rows[:200]
+    per_row = sum(data.token_lengths(sample, tokenizer)) / max(len(sample), 1)
+    tokens = settings["max_steps"] * settings["batch_size"] * min(per_row, settings["max_length"])
+    measured = measured_tokens_per_second(profile)
+    if measured:
+        return tokens / measured, f"at {measured:.0f} tokens/s, as this machine's last run trained"
+    device = env.get_device()
+    assumed = ASSUMED_TOKENS_PER_SECOND.get(device, 200.0)
+    return tokens / assumed, f"at an assumed {assumed:.0f} tokens/s on {device}"
+
+
+def sft(name: str, model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = None,
+        heldout: dict[str, list[dict]] | None = None, *, lora: train.LoraSettings | None = train.LoraSettings(),
+        profile=None, max_new_tokens: int | None = None, show: bool = True,
+        **sft_kwargs) -> Run:
+    """A `train.sft` run by name, trained once per key and reloaded after that, with the
+    model's answers to each held-out split (`heldout`: split name -> rows), generated greedily
+    with the profile's budget. `sft_kwargs` go to train.sft (max_steps, learning_rate, ...)."""
+    refused = sorted({"inplace", "output_dir", "resume", "save_every", "callbacks"} & set(sft_kwargs))
+    if refused:
+        raise ValueError(f"runs.sft does not take {', '.join(refused)}: a cached run trains a "
+                         f"copy of the model, start to end; call train.sft for that")
+    profile = env.get_profile(profile)
+    heldout = dict(heldout or {})
+    resolved = train.sft_settings(model, train_rows, lora, profile, **{
+        k: sft_kwargs[k] for k in ("max_steps", "batch_size", "learning_rate", "max_length",
+                                   "seed", "max_epochs", "patience", "eval_every")
+        if k in sft_kwargs})
+    settings = {**resolved, **{k: v for k, v in sft_kwargs.items() if k not in resolved},
+                "max_new_tokens": max_new_tokens or profile.max_new_tokens}
+    key = run_key(name, model, "sft", settings,
+                  {"train": train_rows, "val": val_rows or [], **heldout}, profile)
+    folder = entry_dir(key)
+    problem = check_entry(folder, key) if folder.exists() else None
+    if folder.exists() and problem is None:
+        return _load(folder, name, model, show)
+    seconds, how = estimate_seconds(tokenizer, train_rows, resolved, profile)
+    if show:
+        why = f"the entry is unusable ({problem})" if problem else "not in the cache"
+        print(f"run {name} [{digest(key)}]: {why}; training it now, at most "
+              f"{resolved['max_steps']} steps, about {seconds / 60:.1f} min {how}, then "
+              f"{sum(len(r) for r in heldout.values())} held-out answers", flush=True)
+    result = train.sft(model, tokenizer, train_rows, val_rows, lora=lora, profile=profile,
+                       show=show, **sft_kwargs)
+    predictions = {split: evals.generate(result.model, tokenizer, rows,
+                                         max_new_tokens=settings["max_new_tokens"],
+                                         batch_size=profile.gen_batch_size, show=show)
+                   for split, rows in heldout.items()}
+    folder = _store(key, result, predictions)
+    metadata = train.read_metadata(folder / "model")
+    return Run(name, folder.name, folder, result.model, predictions, metadata, cached=False)
