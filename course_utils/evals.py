@@ -4,8 +4,11 @@ tests, forgetting probes and A/B test planning.
 Introduced in notebooks/00_decide.ipynb; chapter 06 builds on it.
 
 Every score is kept per row (a list of True/False), so the same rows can later be compared
-two ways (a paired test), and every summary carries a 95% bootstrap confidence interval:
-with 60 held-out rows, "48/60" could easily have been 42 or 54 on another sample.
+two ways (a paired test), and every rate carries a 95% confidence interval: with 60 held-out
+rows, "48/60" could easily have been 42 or 54 on another sample. Rates use the Wilson score
+interval, which stays honest at 0/n and n/n (a bootstrap of 60/60 would say [100%, 100%], as
+if a 61st row could not fail); differences between two systems on the same rows use a paired
+bootstrap, and several fields tested at once get a Holm correction.
 Nothing here is specific to the course's data: any per-row True/False lists work.
 """
 
@@ -16,6 +19,7 @@ import math
 import re
 import statistics
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,10 +48,46 @@ def prompt_tokens(tokenizer, conversations: list[list[dict]]) -> list[int]:
     return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
+# tokenizer -> {vocab size: xgrammar GrammarCompiler, (vocab size, schema text): CompiledGrammar}
+_GRAMMARS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _schema_processor(model, tokenizer, json_schema: dict):
+    """A fresh xgrammar logits processor that lets `model` write only JSON matching
+    `json_schema` (chapters 00, 06); the compiled grammar is cached per tokenizer and schema."""
+    try:
+        import xgrammar as xgr
+        import xgrammar.contrib.hf  # noqa: F401  (the transformers integration)
+    except ImportError as error:
+        raise ImportError("json_schema= needs xgrammar, the constrained-decoding library: "
+                          "pip install xgrammar==0.2.8 (make setup installs it)") from error
+    vocab_size, text = model.config.vocab_size, json.dumps(json_schema)
+    cache = _GRAMMARS.setdefault(tokenizer, {})
+    if (vocab_size, text) not in cache:
+        if vocab_size not in cache:
+            info = xgr.TokenizerInfo.from_huggingface(tokenizer, vocab_size=vocab_size)
+            cache[vocab_size] = xgr.GrammarCompiler(info)
+        try:
+            cache[vocab_size, text] = cache[vocab_size].compile_json_schema(
+                text, any_whitespace=False)
+        except RuntimeError as error:
+            raise ValueError(f"xgrammar cannot compile json_schema ({error}); pass a JSON "
+                             f"schema dict such as prompts.TICKET_SCHEMA") from error
+    return xgr.contrib.hf.LogitsProcessor(cache[vocab_size, text])
+
+
 def generate_from_messages(model, tokenizer, conversations: list[list[dict]],
                            max_new_tokens: int = 64, batch_size: int = 16,
-                           show: bool = False) -> list[str]:
-    """Greedy answers to many chats, batched with left padding, in the input order."""
+                           show: bool = False, json_schema: dict | None = None) -> list[str]:
+    """Greedy answers to many chats, batched with left padding, in the input order.
+
+    With `json_schema` (chapters 00, 06), decoding is constrained by xgrammar: at each step
+    only tokens that keep the answer valid under the schema are allowed, so a finished answer
+    always parses (keys in the schema's order). Batches still work: xgrammar's HF processor
+    keeps one grammar matcher per row and reads each row's newest token, which left padding
+    leaves untouched. An answer cut off by `max_new_tokens` is still invalid: allow enough
+    (a ticket record is ~40 tokens from a trained model, up to ~70 from a random one).
+    """
     import torch
     texts = [tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
              for c in conversations]
@@ -60,9 +100,13 @@ def generate_from_messages(model, tokenizer, conversations: list[list[dict]],
             batch = [order[i] for i in range(lo, min(lo + batch_size, len(order)))]
             enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
                             add_special_tokens=False).to(model.device)
+            # an xgrammar processor serves one generate() call only: a fresh one per batch
+            constrain = ([_schema_processor(model, tokenizer, json_schema)]
+                         if json_schema is not None else None)
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id)
+                                     pad_token_id=tokenizer.pad_token_id,
+                                     logits_processor=constrain)
             generated = out[:, enc["input_ids"].shape[1]:]
             new_tokens += int((generated != tokenizer.pad_token_id).sum())
             for i, ids in zip(batch, generated):
@@ -77,11 +121,13 @@ def generate_from_messages(model, tokenizer, conversations: list[list[dict]],
 
 
 def generate(model, tokenizer, rows: list[dict], max_new_tokens: int = 64,
-             batch_size: int = 16, show: bool = True) -> list[str]:
-    """Greedy answers for chat rows (their final assistant turn, if any, is held back)."""
+             batch_size: int = 16, show: bool = True,
+             json_schema: dict | None = None) -> list[str]:
+    """Greedy answers for chat rows (their final assistant turn, if any, is held back);
+    `json_schema` constrains them as in `generate_from_messages` (chapters 00, 06)."""
     return generate_from_messages(model, tokenizer, [prompt_messages(r) for r in rows],
                                   max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                  show=show)
+                                  show=show, json_schema=json_schema)
 
 
 def time_calls(model, tokenizer, conversations: list[list[dict]],
@@ -104,7 +150,7 @@ def time_calls(model, tokenizer, conversations: list[list[dict]],
 
 @dataclass(frozen=True)
 class Metric:
-    """A rate over rows with its 95% bootstrap confidence interval."""
+    """A rate over rows with its 95% confidence interval (Wilson score, unless made otherwise)."""
 
     hits: int
     n: int
@@ -119,9 +165,76 @@ class Metric:
         return f"{self.hits}/{self.n} = {self.value:.0%} [{self.low:.0%}, {self.high:.0%}]"
 
 
+def _check_counts(hits: int, n: int, level: float) -> None:
+    if not (0 <= hits <= n) or int(hits) != hits or int(n) != n:
+        raise ValueError(f"hits={hits!r}, n={n!r}: need whole numbers with 0 <= hits <= n")
+    if not 0 < level < 1:
+        raise ValueError(f"level={level!r}: a confidence level lies strictly between 0 and 1")
+
+
+def wilson_interval(hits: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a rate: the rates p whose normal test would not reject
+    hits/n. Unlike the plain "p +- 1.96 sd" interval it never leaves [0, 1] and is not
+    zero-width at 0/n or n/n (60/60 gives [94%, 100%]). n = 0 says nothing: [0, 1]."""
+    _check_counts(hits, n, level)
+    if n == 0:
+        return (0.0, 1.0)
+    z = statistics.NormalDist().inv_cdf(1 - (1 - level) / 2)
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    # at 0/n and n/n the formula gives the bound exactly; keep rounding from crossing it
+    return (0.0 if hits == 0 else max(0.0, centre - half),
+            1.0 if hits == n else min(1.0, centre + half))
+
+
+def _binomial_tail(k: int, n: int, p: float, upper: bool) -> float:
+    """P(X >= k) if upper else P(X <= k), for X ~ Binomial(n, p), summed in log space."""
+    ks = range(k, n + 1) if upper else range(0, k + 1)
+    if p <= 0.0:
+        return 1.0 if (0 in ks) else 0.0
+    if p >= 1.0:
+        return 1.0 if (n in ks) else 0.0
+    logs = [math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+            + i * math.log(p) + (n - i) * math.log1p(-p) for i in ks]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(x - top) for x in logs))
+
+
+def _solve_rate(tail, target: float) -> float:
+    """The p in [0, 1] at which the monotone function tail(p) crosses target (bisection)."""
+    lo, hi = 0.0, 1.0
+    increasing = tail(1.0) > tail(0.0)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if (tail(mid) < target) == increasing:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def exact_interval(hits: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Clopper-Pearson ("exact") interval: the rates under which seeing hits/n or something
+    more extreme has probability at least (1 - level) / 2 on each side. Wider than Wilson,
+    never below its nominal coverage. n = 0 gives [0, 1]."""
+    _check_counts(hits, n, level)
+    if n == 0:
+        return (0.0, 1.0)
+    alpha = (1 - level) / 2
+    low = 0.0 if hits == 0 else _solve_rate(lambda p: _binomial_tail(hits, n, p, True), alpha)
+    high = 1.0 if hits == n else _solve_rate(lambda p: _binomial_tail(hits, n, p, False), alpha)
+    return low, high
+
+
+INTERVALS = {"wilson": wilson_interval, "exact": exact_interval}
+
+
 def bootstrap_ci(per_row, n_boot: int = 2000, level: float = 0.95,
                  seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of per-row scores (rows resampled)."""
+    """Percentile bootstrap interval of the mean of per-row scores (rows resampled). Used for
+    paired differences; for a plain rate prefer `wilson_interval`, which a bootstrap cannot
+    beat at 0/n or n/n (every resample of 60/60 is 60/60)."""
     scores = np.asarray(per_row, dtype=float)
     if scores.size == 0:
         return (0.0, 0.0)
@@ -131,11 +244,30 @@ def bootstrap_ci(per_row, n_boot: int = 2000, level: float = 0.95,
     return float(np.percentile(means, tail)), float(np.percentile(means, 100 - tail))
 
 
-def rate(per_row, seed: int = 0) -> Metric:
-    """Summarise per-row True/False scores as a Metric with a bootstrap interval."""
+def rate(per_row, method: str = "wilson", level: float = 0.95) -> Metric:
+    """Summarise per-row True/False scores as a Metric: hits/n with a `method` interval
+    ("wilson" or "exact", i.e. Clopper-Pearson)."""
+    if method not in INTERVALS:
+        raise ValueError(f"unknown interval method {method!r}; choose one of "
+                         f"{', '.join(INTERVALS)}")
     flags = [bool(x) for x in per_row]
-    low, high = bootstrap_ci(flags, seed=seed)
+    low, high = INTERVALS[method](sum(flags), len(flags), level)
     return Metric(sum(flags), len(flags), low, high)
+
+
+def holm(p_values) -> list[float]:
+    """Holm-adjusted p-values, in the input order: testing several fields at once, the
+    smallest p is multiplied by the number of tests, the next by one fewer, and so on (kept
+    monotone, capped at 1). An adjusted p < 0.05 holds at 5% for all the tests together."""
+    ps = [float(p) for p in p_values]
+    if any(not 0 <= p <= 1 for p in ps):
+        raise ValueError(f"p-values must lie in [0, 1], got {ps}")
+    order = sorted(range(len(ps)), key=ps.__getitem__)
+    adjusted, running = [0.0] * len(ps), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(ps) - rank) * ps[i]))
+        adjusted[i] = running
+    return adjusted
 
 
 # ---------------------------------------------------------------------------- JSON scoring
@@ -326,6 +458,40 @@ def paired_test(a, b, n_boot: int = 2000, seed: int = 0) -> PairedTest:
     low, high = bootstrap_ci([int(y) - int(x) for x, y in zip(a, b)], n_boot=n_boot, seed=seed)
     return PairedTest(len(a), sum(a), sum(b), only_a, only_b, (sum(b) - sum(a)) / len(a),
                       low, high, sign_test(only_b, only_a))
+
+
+@dataclass(frozen=True)
+class FieldTests:
+    """Paired tests of B against A on several fields of the same rows, with Holm-adjusted
+    p-values: with five fields tested, one p < 0.05 by luck is likely; five adjusted ones
+    are not."""
+
+    tests: dict[str, PairedTest]
+    adjusted: dict[str, float]  # Holm-adjusted McNemar p-value per field
+
+    def __str__(self) -> str:
+        width = max((len(name) for name in self.tests), default=5)
+        lines = [f"{'field':{width}}  {'A':>7}  {'B':>7}  {'only A':>6}  {'only B':>6}  "
+                 f"{'p':>8}  {'Holm p':>8}"]
+        for name, t in self.tests.items():
+            lines.append(f"{name:{width}}  {t.a_hits:>3}/{t.n:<3}  {t.b_hits:>3}/{t.n:<3}  "
+                         f"{t.only_a:>6}  {t.only_b:>6}  {t.p_value:>8.3g}  "
+                         f"{self.adjusted[name]:>8.3g}")
+        return "\n".join(lines)
+
+
+def field_tests(a, b) -> FieldTests:
+    """Per-field paired tests of system B against system A, Holm-corrected. `a` and `b` are
+    JsonScores (their `.fields` are used) or dicts of field name -> per-row True/False, on
+    the same rows in the same order."""
+    fields_a = a.fields if isinstance(a, JsonScores) else dict(a)
+    fields_b = b.fields if isinstance(b, JsonScores) else dict(b)
+    if list(fields_a) != list(fields_b):
+        raise ValueError(f"A has fields {list(fields_a)} but B has {list(fields_b)}: score "
+                         f"both systems against the same references")
+    tests = {name: paired_test(fields_a[name], fields_b[name]) for name in fields_a}
+    adjusted = dict(zip(tests, holm([t.p_value for t in tests.values()])))
+    return FieldTests(tests, adjusted)
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ best prompt found there (`TICKET_INSTRUCTIONS` with retrieved examples).
 
 from __future__ import annotations
 
+import json
+import re
+
 TICKET_INSTRUCTIONS = """\
 You triage customer support tickets for Brightbrew, a shop selling coffee gear.
 Read the ticket and reply with one JSON object and nothing else, with exactly these keys in order:
@@ -15,6 +18,26 @@ Read the ticket and reply with one JSON object and nothing else, with exactly th
 - "order_id": the order number as written in the ticket (like "BB-12345"), or null if none
 - "sentiment": one of "negative", "neutral", "positive"
 No explanation, no code fences: only the JSON object."""
+
+# The same record as a JSON schema, for constrained decoding (chapters 00, 06): the model can
+# then only write valid records, in this key order, with these values.
+TICKET_SCHEMA: dict = {
+    "type": "object",
+    "properties": {
+        "category": {"type": "string",
+                     "enum": ["billing", "shipping", "returns", "technical", "account"]},
+        "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},
+        "product": {"type": "string", "enum": ["grinder", "kettle", "scale", "subscription",
+                                               "app", "gift_card"]},
+        "order_id": {"anyOf": [{"type": "string", "pattern": "^BB-[0-9]{5}$"},
+                               {"type": "null"}]},
+        "sentiment": {"type": "string", "enum": ["negative", "neutral", "positive"]},
+    },
+    "required": ["category", "priority", "product", "order_id", "sentiment"],
+    "additionalProperties": False,
+}
+
+ORDER_ID = re.compile(r"\bBB-\d{5}\b")  # an order number as tickets quote it
 
 
 def user_text(row: dict) -> str:
@@ -48,3 +71,24 @@ def retrieved_examples_prompts(rows: list[dict], train_rows: list[dict], k: int 
         prompts.append(as_prompt(user_text(row), system=system,
                                  examples=[hit.doc["row"] for hit in reversed(hits)]))
     return prompts
+
+
+def nearest_ticket_answers(rows: list[dict], train_rows: list[dict]) -> list[str]:
+    """Chapter 00's no-LLM floor, reused in 06: each ticket gets the record of its most
+    similar training ticket (BM25 over the ticket text), with the order id taken from its own
+    text (`ORDER_ID`, first match, else null). Copying the labels of the closest solved
+    ticket costs no model at all, so any model, prompted or fine-tuned, has to beat it."""
+    from .evals import reference
+    from .rag import BM25
+    if not train_rows:
+        raise ValueError("nearest_ticket_answers needs training rows to copy labels from; "
+                         "pass the training split (data/tickets/train.jsonl)")
+    index = BM25([{"text": user_text(r), "row": r} for r in train_rows])
+    answers = []
+    for row in rows:
+        ticket = user_text(row)
+        record = json.loads(reference(index.search(ticket, k=1)[0].doc["row"]))
+        found = ORDER_ID.search(ticket)
+        record["order_id"] = found.group() if found else None  # keeps the key's place
+        answers.append(json.dumps(record))
+    return answers

@@ -1,8 +1,12 @@
 """course_utils.evals: generation order, JSON scoring, intervals, answer matching."""
 
 import json
+import re
 
 import pytest
+from scipy.stats import binomtest
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.proportion import proportion_confint
 
 from course_utils import evals
 
@@ -59,6 +63,59 @@ def test_interval_narrows_with_more_rows():
     small = evals.rate([True, False] * 5)
     large = evals.rate([True, False] * 100)
     assert (large.high - large.low) < (small.high - small.low)
+
+
+@pytest.mark.parametrize("hits,n", [(0, 60), (60, 60), (23, 60), (1, 7), (55, 60), (0, 1), (137, 200)])
+def test_rate_intervals_match_statsmodels(hits, n):
+    for method, theirs in (("wilson", "wilson"), ("exact", "beta")):
+        low, high = evals.INTERVALS[method](hits, n)
+        want_low, want_high = proportion_confint(hits, n, alpha=0.05, method=theirs)
+        assert low == pytest.approx(want_low, abs=1e-9)
+        assert high == pytest.approx(want_high, abs=1e-9)
+
+
+def test_rate_intervals_are_not_zero_width_at_the_ends():
+    for flags in ([True] * 60, [False] * 60):
+        for method in evals.INTERVALS:
+            metric = evals.rate(flags, method=method)
+            assert metric.high - metric.low > 0.04, (method, metric)
+            assert 0.0 <= metric.low <= metric.value <= metric.high <= 1.0
+    assert str(evals.rate([True] * 60)) == "60/60 = 100% [94%, 100%]"
+    assert evals.wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_rate_intervals_refuse_impossible_counts():
+    with pytest.raises(ValueError, match="0 <= hits <= n"):
+        evals.wilson_interval(5, 3)
+    with pytest.raises(ValueError, match="unknown interval method 'bootstrap'"):
+        evals.rate([True], method="bootstrap")
+
+
+def test_holm_matches_statsmodels():
+    p_values = [0.01, 0.04, 0.03, 0.005, 0.5, 0.04]
+    _, want, _, _ = multipletests(p_values, alpha=0.05, method="holm")
+    assert evals.holm(p_values) == pytest.approx(list(want), abs=1e-12)
+    assert evals.holm([]) == []
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        evals.holm([1.5])
+
+
+def test_sign_test_matches_scipy():
+    for wins, losses in ((22, 12), (17, 5), (0, 9), (30, 31)):
+        want = binomtest(wins, wins + losses, 0.5).pvalue
+        assert evals.sign_test(wins, losses) == pytest.approx(want, rel=1e-9)
+
+
+def test_field_tests_adjust_each_field_for_the_others():
+    a = {"priority": [False] * 40, "product": [True] * 30 + [False] * 10}
+    b = {"priority": [True] * 12 + [False] * 28, "product": [True] * 31 + [False] * 9}
+    result = evals.field_tests(a, b)
+    raw = [result.tests[f].p_value for f in a]
+    assert list(result.adjusted.values()) == evals.holm(raw)
+    assert result.adjusted["priority"] == pytest.approx(2 * raw[0])  # the smaller p, times 2
+    assert "Holm p" in str(result) and "priority" in str(result)
+    with pytest.raises(ValueError, match="same references"):
+        evals.field_tests(a, {"priority": a["priority"]})
 
 
 def test_contains_any_is_case_and_space_insensitive():
@@ -212,3 +269,66 @@ def test_simulated_rollouts_reproduce_power_and_false_alarms():
     assert null.b_wins + null.a_wins < 0.08  # about alpha = 5%, split between both sides
     assert power.b_wins + power.a_wins + power.no_call == pytest.approx(1.0)
     assert evals.simulate_ab(0.3, 0.4, 50, seed=1) == evals.simulate_ab(0.3, 0.4, 50, seed=1)
+
+
+# ---------------------------------------------------------------------------- constrained decoding
+
+def ticket_chats(n: int) -> list[list[dict]]:
+    from pathlib import Path
+    from course_utils import prompts
+    path = Path(__file__).resolve().parent.parent / "data" / "tickets" / "test.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()[:n]]
+    return [prompts.as_prompt(prompts.user_text(r), system=prompts.TICKET_INSTRUCTIONS)
+            for r in rows]
+
+
+def test_schema_constrained_generation_writes_valid_records(tiny_model):
+    pytest.importorskip("xgrammar")
+    from course_utils.prompts import TICKET_SCHEMA
+    model, tokenizer = tiny_model
+    chats = ticket_chats(2)
+    free = evals.generate_from_messages(model, tokenizer, chats, max_new_tokens=80)
+    assert all(evals.parse_json_record(a) is None for a in free)  # random weights: garbage
+    answers = evals.generate_from_messages(model, tokenizer, chats, max_new_tokens=80,
+                                           batch_size=2, json_schema=TICKET_SCHEMA)
+    properties = TICKET_SCHEMA["properties"]
+    for answer in answers:
+        parsed = evals.parse_json_record(answer)
+        assert parsed is not None, answer
+        assert list(parsed) == list(properties), answer  # the schema's key order
+        for key, value in parsed.items():
+            if "enum" in properties[key]:
+                assert value in properties[key]["enum"], answer
+        assert parsed["order_id"] is None or re.fullmatch(r"BB-\d{5}", parsed["order_id"])
+    assert tokenizer.padding_side == "right"
+
+
+def test_schema_grammar_is_compiled_once_per_tokenizer_and_schema(tiny_model):
+    pytest.importorskip("xgrammar")
+    model, tokenizer = tiny_model
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}},
+              "required": ["ok"], "additionalProperties": False}
+    first = evals._schema_processor(model, tokenizer, schema)
+    second = evals._schema_processor(model, tokenizer, schema)
+    assert first is not second  # a processor serves one generate() call
+    assert first.compiled_grammars[0] is second.compiled_grammars[0]
+    [answer] = evals.generate_from_messages(model, tokenizer, [[{"role": "user", "content": "?"}]],
+                                            max_new_tokens=12, json_schema=schema)
+    assert evals.parse_json_record(answer) in ({"ok": True}, {"ok": False}), answer
+
+
+def test_missing_xgrammar_says_how_to_install_it(tiny_model, monkeypatch):
+    import sys
+    model, tokenizer = tiny_model
+    monkeypatch.setitem(sys.modules, "xgrammar", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install xgrammar==0\.2\.8"):
+        evals.generate_from_messages(model, tokenizer, [[{"role": "user", "content": "hi"}]],
+                                     max_new_tokens=2, json_schema={"type": "object"})
+
+
+def test_importing_course_utils_does_not_import_xgrammar():
+    import subprocess
+    import sys
+    code = ("import sys, course_utils, course_utils.evals, course_utils.prompts; "
+            "sys.exit('xgrammar' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
