@@ -7,7 +7,10 @@ version (root/name/v0001, v0002, ...) and one live pointer per name (root/name/L
 `promote` and `rollback` move the pointer. Every write lands whole or not at all (a temporary
 file or folder next to the target, fsync, then `os.replace`), so a crash at any moment leaves
 the previous version serving. `promote(name, v, gate="exact match")` applies the course's rule:
-keep a fine-tune only if it scores at least as well as the version serving now.
+keep a fine-tune only if it scores at least as well as the version serving now, and better
+than the best cheaper rung: `register_prompt` files that rung (the base model with the best
+prompt, scored on the same held-out rows) as a version with no adapter, and the gate refuses
+any adapter that does not beat every such version.
 
 `start(model, tokenizer)` serves a model on localhost with the standard library only
 (`http.server` in a background thread): POST /v1/chat/completions in OpenAI's shape,
@@ -109,15 +112,39 @@ class Registry:
             shutil.rmtree(staging, ignore_errors=True)
             raise
 
+    def register_prompt(self, name: str, heldout: dict, prompt: dict, base_model: str,
+                        description: str = "") -> int:
+        """File the best cheaper rung as the next version of `name`: the base model with no
+        adapter, answering through `prompt` (e.g. {"system": ..., "examples": k}), with its
+        `heldout` scores ({"exact match": Metric or number}, the same metric and rows as the
+        adapters'). `promote(..., gate=...)` then refuses any adapter that does not beat it."""
+        scores = {metric: ({"value": m.value, "hits": m.hits, "n": m.n, "low": m.low,
+                            "high": m.high} if hasattr(m, "hits") else float(m))
+                  for metric, m in heldout.items()}
+        if not scores:
+            raise ValueError(f"register_prompt({name!r}) needs held-out scores, e.g. "
+                             f"heldout={{'exact match': metric}}: the gate compares them")
+        staging = Path(tempfile.mkdtemp(prefix=".prompt-"))
+        try:
+            metadata = {"kind": "prompt", "base_model": base_model, "heldout": scores,
+                        "prompt": prompt, "description": description, "data_sha256": None,
+                        "saved": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=1) + "\n")
+            return self.register(staging, name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
     def versions(self, name: str) -> list[dict]:
-        """Every version of `name`, oldest first: version, base_model, data_sha256, heldout,
-        saved, is_live, path ([] for a name never registered)."""
+        """Every version of `name`, oldest first: version, kind ("lora", "full" or "prompt"),
+        base_model, data_sha256, heldout, saved, is_live, path ([] for a name never
+        registered)."""
         live = self.live(name) if self._numbers(name) else None
         rows = []
         for number in self._numbers(name):
             path = self._folder(name) / version_folder(number)
             metadata = adapter_metadata(path)
-            rows.append({"version": number, "base_model": metadata.get("base_model"),
+            rows.append({"version": number, "kind": metadata.get("kind", "lora"),
+                         "base_model": metadata.get("base_model"),
                          "data_sha256": metadata.get("data_sha256"),
                          "heldout": metadata.get("heldout", {}), "saved": metadata.get("saved"),
                          "is_live": number == live, "path": path})
@@ -148,7 +175,9 @@ class Registry:
 
         With `gate` (a held-out metric name saved with the adapters, e.g. "exact match"), a
         version scoring lower than the live one is refused with a GateError unless
-        force=True: keep a fine-tune only if it beats what serves now.
+        force=True: keep a fine-tune only if it beats what serves now. An adapter must also
+        score strictly above every prompt version (`register_prompt`): a fine-tune that
+        loses to, or only ties, the cheaper rung is not worth serving.
         """
         with self._lock:
             number = self._existing(name, version)
@@ -156,8 +185,10 @@ class Registry:
             current = state["live"]
             if number == current:
                 return number
-            if gate and current is not None and not force:
-                self._check_gate(name, number, current, gate)
+            if gate and not force:
+                if current is not None:
+                    self._check_gate(name, number, current, gate)
+                self._check_prompt_gate(name, number, gate)
             history = state["history"] + ([current] if current is not None else [])
             self._write_live(name, number, history)
             return number
@@ -216,17 +247,36 @@ class Registry:
             "live": number, "history": history,
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})
 
+    def _score(self, name: str, version: int, gate: str) -> float:
+        """A version's held-out `gate` score; a GateError says how to record a missing one."""
+        metadata = adapter_metadata(self._folder(name) / version_folder(version))
+        score = heldout_value(metadata, gate)
+        if score is None:
+            known = ", ".join(metadata.get("heldout", {})) or "none"
+            raise GateError(f"{name} {_label(version)} has no held-out {gate!r} score "
+                            f"(it has: {known}), so the gate cannot compare it: save the "
+                            f"adapter with train.save_adapter(..., heldout={{{gate!r}: "
+                            f"score}}), or promote with force=True")
+        return score
+
+    def _check_prompt_gate(self, name: str, number: int, gate: str) -> None:
+        """Refuse an adapter that does not beat the best prompt version of `name`."""
+        if adapter_metadata(self._folder(name) / version_folder(number)).get("kind") == "prompt":
+            return
+        prompts = [v for v in self._numbers(name) if adapter_metadata(
+            self._folder(name) / version_folder(v)).get("kind") == "prompt"]
+        if not prompts:
+            return
+        best = max(prompts, key=lambda v: self._score(name, v, gate))
+        candidate, floor = self._score(name, number, gate), self._score(name, best, gate)
+        if candidate <= floor:
+            raise GateError(f"{name} {_label(number)} scores {gate} {candidate:.3f}, not above "
+                            f"the prompt {_label(best)} ({floor:.3f}), the best cheaper rung: "
+                            f"the course keeps a fine-tune only if it beats the prompt on "
+                            f"held-out rows. Promote it anyway with force=True")
+
     def _check_gate(self, name: str, number: int, current: int, gate: str) -> None:
-        scores = {}
-        for version in (number, current):
-            metadata = adapter_metadata(self._folder(name) / version_folder(version))
-            scores[version] = heldout_value(metadata, gate)
-            if scores[version] is None:
-                known = ", ".join(metadata.get("heldout", {})) or "none"
-                raise GateError(f"{name} {_label(version)} has no held-out {gate!r} score "
-                                f"(it has: {known}), so the gate cannot compare it: save the "
-                                f"adapter with train.save_adapter(..., heldout={{{gate!r}: "
-                                f"score}}), or promote with force=True")
+        scores = {version: self._score(name, version, gate) for version in (number, current)}
         if scores[number] < scores[current]:
             raise GateError(f"{name} {_label(number)} scores {gate} {scores[number]:.3f}, below "
                             f"the live {_label(current)} ({scores[current]:.3f}): the course "
@@ -279,6 +329,8 @@ def adapter_metadata(directory: str | Path) -> dict:
         raise ValueError(f"{path} is not valid JSON ({error}): {fix}") from None
     if not isinstance(metadata, dict):
         raise ValueError(f"{path} does not hold a JSON object: {fix}")
+    if metadata.get("kind") == "prompt":  # the cheaper rung: a base model, no weights of its own
+        return metadata
     weights = "config.json" if metadata.get("kind") == "full" else "adapter_config.json"
     if not (directory / weights).exists():
         raise ValueError(f"{directory} has {ADAPTER_METADATA} but no {weights}: the weights are "
@@ -300,6 +352,10 @@ def load_adapters(base, adapters: dict[str, str | Path]):
     model = None
     for name, directory in adapters.items():
         directory = Path(directory)
+        if (directory / ADAPTER_METADATA).exists() and read_metadata(directory).get("kind") == "prompt":
+            raise ValueError(f"{directory} is a prompt version (registry.register_prompt): it has "
+                             f"no adapter to load; serve the base model with its prompt, or "
+                             f"give an adapter version for {name!r}")
         if not (directory / "adapter_config.json").exists():
             raise ValueError(f"{directory} has no adapter_config.json: give the folder that "
                              f"train.save_adapter (or model.save_pretrained) wrote for {name!r}")

@@ -89,6 +89,32 @@ def test_gate_refuses_a_worse_version_unless_forced(tmp_path):
     assert registry.history("tickets") == [1, 3]
 
 
+def test_gate_refuses_an_adapter_that_does_not_beat_the_prompt(tmp_path):
+    registry = registry_with(tmp_path, scores=(0.3, 0.38, 0.6))
+    from course_utils import evals
+    best_prompt = evals.Metric(23, 60, 0.27, 0.51)  # 0.383
+    v4 = registry.register_prompt("tickets", {"exact match": best_prompt},
+                                  {"system": "You triage...", "examples": 3},
+                                  base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+                                  description="chapter 00's retrieved 3-shot prompt")
+    assert v4 == 4 and registry.versions("tickets")[3]["kind"] == "prompt"
+    assert not (registry.path("tickets", 4) / "adapter_config.json").exists()
+    # nothing live yet, but the adapter still has to beat the prompt
+    with pytest.raises(serve.GateError, match=r"v0001 scores exact match 0.300, not above the "
+                                              r"prompt v0004 \(0.383\)"):
+        registry.promote("tickets", 1, gate="exact match")
+    with pytest.raises(serve.GateError, match="not above the prompt"):
+        registry.promote("tickets", 2, gate="exact match")  # 0.380 < 0.383
+    assert registry.live("tickets") is None
+    assert registry.promote("tickets", 3, gate="exact match") == 3  # 0.6 beats it
+    assert registry.promote("tickets", 1, gate="exact match", force=True) == 1
+    assert registry.promote("tickets", 4, gate="exact match") == 4  # the prompt may serve
+    with pytest.raises(ValueError, match="heldout="):
+        registry.register_prompt("tickets", {}, {}, base_model="x")
+    with pytest.raises(ValueError, match="is a prompt version"):
+        serve.load_adapters(None, {"tickets": registry.path("tickets", 4)})
+
+
 @pytest.mark.parametrize("failing", ["replace", "fsync", "write"])
 def test_a_failure_mid_promote_leaves_the_previous_version_live(tmp_path, monkeypatch, failing):
     registry = registry_with(tmp_path)
