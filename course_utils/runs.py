@@ -73,9 +73,10 @@ class Run:
     def __str__(self) -> str:
         how = "loaded from the cache" if self.cached else "trained now"
         train_info = self.metadata["train"]
-        return (f"run {self.name} [{self.digest}], {how}: trained in {train_info['seconds']:.0f} s "
-                f"at {train_info['tokens_per_second']:.0f} tokens/s; answers for "
-                f"{', '.join(f'{k} ({len(v)})' for k, v in self.predictions.items()) or 'no split'}")
+        splits = ", ".join(f"{k} ({len(v)})" for k, v in self.predictions.items())
+        return (f"run {self.name} [{self.digest}], {how}: trained in "
+                f"{train_info['seconds']:.0f} s at {train_info['tokens_per_second']:.0f} "
+                f"tokens/s; answers for {splits or 'no split'}")
 
 
 # ---------------------------------------------------------------------------- the key
@@ -215,7 +216,8 @@ def measured_tokens_per_second(profile=None) -> float | None:
         return None
 
 
-def estimate_seconds(tokenizer, train_rows: list[dict], settings: dict, profile=None) -> tuple[float, str]:
+def estimate_seconds(tokenizer, train_rows: list[dict], settings: dict,
+                     profile=None) -> tuple[float, str]:
     """(seconds, how it was estimated) for training at most settings['max_steps'] steps."""
     sample = train_rows[:200]
     per_row = sum(data.token_lengths(sample, tokenizer)) / max(len(sample), 1)
@@ -228,41 +230,53 @@ def estimate_seconds(tokenizer, train_rows: list[dict], settings: dict, profile=
     return tokens / assumed, f"at an assumed {assumed:.0f} tokens/s on {device}"
 
 
-def sft(name: str, model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = None,
-        heldout: dict[str, list[dict]] | None = None, *, lora: train.LoraSettings | None = train.LoraSettings(),
-        profile=None, max_new_tokens: int | None = None, show: bool = True,
-        **sft_kwargs) -> Run:
-    """A `train.sft` run by name, trained once per key and reloaded after that, with the
-    model's answers to each held-out split (`heldout`: split name -> rows), generated greedily
-    with the profile's budget. `sft_kwargs` go to train.sft (max_steps, learning_rate, ...)."""
-    refused = sorted({"inplace", "output_dir", "resume", "save_every", "callbacks"} & set(sft_kwargs))
+_NOT_CACHEABLE = ("inplace", "output_dir", "resume", "save_every", "callbacks")
+_RESOLVED = ("max_steps", "batch_size", "learning_rate", "max_length", "seed", "max_epochs",
+             "patience", "eval_every")
+
+
+def sft_key(name: str, model, train_rows: list[dict], val_rows: list[dict] | None,
+            heldout: dict[str, list[dict]], lora: train.LoraSettings | None, profile,
+            max_new_tokens: int | None = None, **sft_kwargs) -> dict:
+    """The key of a `runs.sft` run: its settings resolved as train.sft would resolve them."""
+    refused = sorted(set(_NOT_CACHEABLE) & set(sft_kwargs))
     if refused:
         raise ValueError(f"runs.sft does not take {', '.join(refused)}: a cached run trains a "
                          f"copy of the model, start to end; call train.sft for that")
     profile = env.get_profile(profile)
-    heldout = dict(heldout or {})
-    resolved = train.sft_settings(model, train_rows, lora, profile, **{
-        k: sft_kwargs[k] for k in ("max_steps", "batch_size", "learning_rate", "max_length",
-                                   "seed", "max_epochs", "patience", "eval_every")
-        if k in sft_kwargs})
+    resolved = train.sft_settings(model, train_rows, lora, profile,
+                                  **{k: sft_kwargs[k] for k in _RESOLVED if k in sft_kwargs})
     settings = {**resolved, **{k: v for k, v in sft_kwargs.items() if k not in resolved},
                 "max_new_tokens": max_new_tokens or profile.max_new_tokens}
-    key = run_key(name, model, "sft", settings,
-                  {"train": train_rows, "val": val_rows or [], **heldout}, profile)
+    return run_key(name, model, "sft", settings,
+                   {"train": train_rows, "val": val_rows or [], **heldout}, profile)
+
+
+def sft(name: str, model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = None,
+        heldout: dict[str, list[dict]] | None = None, *,
+        lora: train.LoraSettings | None = train.LoraSettings(), profile=None,
+        max_new_tokens: int | None = None, show: bool = True, **sft_kwargs) -> Run:
+    """A `train.sft` run by name, trained once per key and reloaded after that, with the
+    model's answers to each held-out split (`heldout`: split name -> rows), generated greedily
+    with the profile's budget. `sft_kwargs` go to train.sft (max_steps, learning_rate, ...)."""
+    profile, heldout = env.get_profile(profile), dict(heldout or {})
+    key = sft_key(name, model, train_rows, val_rows, heldout, lora, profile, max_new_tokens,
+                  **sft_kwargs)
     folder = entry_dir(key)
     problem = check_entry(folder, key) if folder.exists() else None
     if folder.exists() and problem is None:
         return _load(folder, name, model, show)
-    seconds, how = estimate_seconds(tokenizer, train_rows, resolved, profile)
     if show:
+        seconds, how = estimate_seconds(tokenizer, train_rows, key["settings"], profile)
         why = f"the entry is unusable ({problem})" if problem else "not in the cache"
         print(f"run {name} [{digest(key)}]: {why}; training it now, at most "
-              f"{resolved['max_steps']} steps, about {seconds / 60:.1f} min {how}, then "
-              f"{sum(len(r) for r in heldout.values())} held-out answers", flush=True)
+              f"{key['settings']['max_steps']} steps, about {seconds / 60:.1f} min {how} (less "
+              f"if it stops early), then {sum(map(len, heldout.values()))} held-out answers",
+              flush=True)
     result = train.sft(model, tokenizer, train_rows, val_rows, lora=lora, profile=profile,
                        show=show, **sft_kwargs)
     predictions = {split: evals.generate(result.model, tokenizer, rows,
-                                         max_new_tokens=settings["max_new_tokens"],
+                                         max_new_tokens=key["settings"]["max_new_tokens"],
                                          batch_size=profile.gen_batch_size, show=show)
                    for split, rows in heldout.items()}
     folder = _store(key, result, predictions)
