@@ -28,8 +28,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	@touch $(STAMP)
 
+# As root (Docker, many cloud images) JupyterLab refuses to start without --allow-root; with no
+# display it cannot open a browser, so it only prints the URL to open (with its token).
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root) \
+             $(if $(or $(DISPLAY),$(WAYLAND_DISPLAY),$(filter Darwin,$(shell uname -s))),,--no-browser)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(strip $(LAB_FLAGS))
 
 test: setup
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \

@@ -176,22 +176,22 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
         raise ValueError(f"patience={patience} stops on validation loss: pass val_rows too")
     if (resume or save_every) and output_dir is None:
         raise ValueError("checkpoints need a folder: pass output_dir= with save_every= or resume=")
-    scratch = None if output_dir else tempfile.mkdtemp(prefix="course-sft-")
-    output_dir = Path(output_dir or scratch)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = get_last_checkpoint(output_dir) if resume else None
-    if resume and checkpoint is None and show:
-        print(f"no checkpoint in {output_dir}: starting from step 0")
-    model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
-    config = SFTConfig(
-        **_common_args(settings, output_dir, bool(val_rows), settings["eval_every"], show, seed),
-        max_length=None, padding_free=padding_free, activation_checkpointing=False,
-        **_checkpointing(settings, save_every))
-    length = settings["max_length"]
-    if patience is not None:
-        from transformers import EarlyStoppingCallback
-        callbacks = (*callbacks, EarlyStoppingCallback(early_stopping_patience=patience))
-    try:
+    with contextlib.ExitStack() as cleanup:  # a scratch output_dir is removed afterwards
+        output_dir = Path(output_dir or cleanup.enter_context(_scratch("course-sft-")))
+        output_dir.mkdir(parents=True, exist_ok=True)
+        checkpoint = get_last_checkpoint(output_dir) if resume else None
+        if resume and checkpoint is None and show:
+            print(f"no checkpoint in {output_dir}: starting from step 0")
+        model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
+        config = SFTConfig(
+            **_common_args(settings, output_dir, bool(val_rows), settings["eval_every"], show,
+                           seed),
+            max_length=None, padding_free=padding_free, activation_checkpointing=False,
+            **_checkpointing(settings, save_every))
+        if patience is not None:
+            from transformers import EarlyStoppingCallback
+            callbacks = (*callbacks, EarlyStoppingCallback(early_stopping_patience=patience))
+        length = settings["max_length"]
         with _library_deprecations_hidden(), _shard_bars_hidden():
             trainer = _new_trainer(
                 _trainer_class(), model=model, args=config,
@@ -200,9 +200,6 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
                 processing_class=tokenizer, peft_config=_lora_config(lora),
                 callbacks=_with_printer(callbacks, settings, show))
             return _train_and_measure(trainer, settings, tokenizer, seed, show, checkpoint)
-    finally:
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _checkpointing(settings: dict, save_every: int | None) -> dict:
@@ -250,9 +247,10 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
     model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
     if hasattr(model, "merge_and_unload"):  # an SFT adapter: fold it in, it becomes the reference
         model = model.merge_and_unload()
-    with _library_deprecations_hidden():  # DPOConfig's own defaults use renamed names too
-        config = DPOConfig(**_common_args(settings, tempfile.mkdtemp(prefix="course-dpo-"),
-                                          bool(val_pairs), eval_every, show, seed),
+    # DPOConfig's own defaults use renamed names too
+    with _library_deprecations_hidden(), _scratch("course-dpo-") as output_dir:
+        config = DPOConfig(**_common_args(settings, output_dir, bool(val_pairs), eval_every,
+                                          show, seed),
                            beta=beta, max_length=settings["max_length"], save_strategy="no",
                            activation_checkpointing=False)
         trainer = _new_trainer(_dpo_trainer_class(), model=model, args=config,
@@ -300,12 +298,12 @@ def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[
     student = _drop_trl_forward_patch(student if inplace else copy.deepcopy(student))
     teacher_was_training = teacher.training
     teacher.eval()  # no dropout in the targets (its logits are taken under no_grad)
-    config = SFTConfig(
-        **_common_args(settings, tempfile.mkdtemp(prefix="course-distill-"), bool(val_rows),
-                       eval_every, show, seed),
-        max_length=None, padding_free=True, save_strategy="no", activation_checkpointing=False)
     length = settings["max_length"]
-    with _library_deprecations_hidden():
+    with _library_deprecations_hidden(), _scratch("course-distill-") as output_dir:
+        config = SFTConfig(
+            **_common_args(settings, output_dir, bool(val_rows), eval_every, show, seed),
+            max_length=None, padding_free=True, save_strategy="no",
+            activation_checkpointing=False)
         trainer = _new_trainer(
             _distill_trainer_class(teacher, temperature, hard_weight), model=student,
             args=config, train_dataset=_dataset(train_rows, tokenizer, length),
@@ -384,8 +382,8 @@ def _dpo_trainer(model, tokenizer, pairs: list[dict], beta: float, implementatio
     if not hasattr(model, "disable_adapter"):
         raise ValueError("dpo_loss needs a LoRA model (a PeftModel, e.g. train.with_lora(model))")
     _check_pairs(pairs)
-    with _library_deprecations_hidden():
-        config = DPOConfig(output_dir=tempfile.mkdtemp(prefix="course-dpo-"), beta=beta,
+    with _library_deprecations_hidden(), _scratch("course-dpo-") as output_dir:
+        config = DPOConfig(output_dir=str(output_dir), beta=beta,
                            report_to="none", use_cpu=env.get_device() == "cpu",
                            max_length=None)
         trainer = _new_trainer(DPOTrainer if implementation == "trl" else _dpo_trainer_class(),
@@ -521,6 +519,17 @@ def _drop_trl_forward_patch(model):
         if code is not None and code.co_name == "_fused_forward":
             del module.forward
     return model
+
+
+@contextlib.contextmanager
+def _scratch(prefix: str):
+    """A temporary folder for a trainer's output_dir (where it could write checkpoints),
+    removed afterwards: training leaves nothing behind in the temporary directory."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    try:
+        yield Path(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager

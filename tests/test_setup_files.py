@@ -45,3 +45,14 @@ def test_chapter_notebooks_have_badges_colab_cell_and_an_assert():
         assert f"colab.research.google.com/github/" in text and "mybinder.org" in text, path
         assert COLAB_MARKER in text, f"{path}: its Colab cell must install the Colab section"
         assert re.search(r"^assert ", text, re.M), f"{path}: state the chapter's result in an assert"
+
+
+def test_make_lab_starts_as_root_and_headless():
+    import os
+    import subprocess
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    shown = subprocess.run(["make", "-n", "lab"], cwd=ROOT, env=env, capture_output=True,
+                           text=True, check=True).stdout
+    command = next(line for line in shown.splitlines() if "jupyter lab" in line)
+    assert ("--allow-root" in command) == (os.geteuid() == 0), command
+    assert "--no-browser" in command or os.uname().sysname == "Darwin", command

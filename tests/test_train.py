@@ -69,6 +69,25 @@ def test_early_stopping_settings_are_checked(tiny_model):
     assert settings["max_steps"] == 15 and settings["eval_every"] == 2  # twice an epoch
 
 
+def test_training_leaves_no_temporary_folders(tiny_model, tmp_path, monkeypatch):
+    import tempfile
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this test's own temp dir
+    model, tokenizer = tiny_model
+    lora = train.LoraSettings(r=4, alpha=8)
+    train.sft(model, tokenizer, rows(), rows(2), lora=lora, profile="smoke", max_steps=2,
+              batch_size=2, patience=1, eval_every=1, show=False)  # checkpoints included
+    result = train.sft(model, tokenizer, rows(), lora=lora, profile="smoke", max_steps=1,
+                       batch_size=2, show=False)
+    pairs = [{"prompt": [{"role": "user", "content": f"q{i}"}],
+              "chosen": [{"role": "assistant", "content": "yes"}],
+              "rejected": [{"role": "assistant", "content": "no"}]} for i in range(4)]
+    train.dpo(result.model, tokenizer, pairs, lora=lora, profile="smoke", max_steps=1,
+              batch_size=2, show=False)
+    train.distill(model, tokenizer, rows(), model, profile="smoke", max_steps=1, batch_size=2,
+                  show=False)
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
 def test_loss_falls_when_repeating_one_answer(tiny_model):
     model, tokenizer = tiny_model
     result = train.sft(model, tokenizer, rows(4), lora=None, profile="smoke", max_steps=20,
