@@ -1,6 +1,6 @@
 """Train once, reuse everywhere: the course's run cache.
 
-Introduced in notebooks/02_sft.ipynb; chapters 03, 05, 06 and 07 reload the same runs.
+For chapters 02-07, which share fine-tunes; `make runs` will fill the cache ahead of them.
 
 Several chapters need the same fine-tune (chapter 06 evaluates the ticket LoRA that chapter
 03 trains, chapter 07 serves it). Training it in each would cost minutes every time, and two
@@ -51,7 +51,7 @@ class Run:
 
     name: str
     digest: str  # the first 16 hex digits of the key's SHA-256: the entry's folder name
-    directory: Path | None  # the cache entry (None when the run was not stored)
+    directory: Path  # the cache entry
     model: object
     predictions: dict[str, list[str]]  # held-out split -> the model's answers, in row order
     metadata: dict  # what train.save_adapter recorded: settings, history, seconds, tokens/s
