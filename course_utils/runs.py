@@ -67,8 +67,7 @@ class Run:
 
     def losses(self, kind: str = "train_loss") -> tuple[list[int], list[float]]:
         """(steps, values) of one logged series: 'train_loss' or 'val_loss'."""
-        points = [(h["step"], h[kind]) for h in self.history if kind in h]
-        return [s for s, _ in points], [v for _, v in points]
+        return train.series(self.history, kind)
 
     def __str__(self) -> str:
         how = "loaded from the cache" if self.cached else "trained now"

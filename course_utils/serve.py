@@ -50,7 +50,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .data import write_json_atomic
-from .train import ADAPTER_METADATA, _library_deprecations_hidden, read_metadata
+from .train import (ADAPTER_METADATA, _library_deprecations_hidden, heldout_scores,
+                    read_metadata)
 
 # ---------------------------------------------------------------------------- registry
 
@@ -118,9 +119,7 @@ class Registry:
         adapter, answering through `prompt` (e.g. {"system": ..., "examples": k}), with its
         `heldout` scores ({"exact match": Metric or number}, the same metric and rows as the
         adapters'). `promote(..., gate=...)` then refuses any adapter that does not beat it."""
-        scores = {metric: ({"value": m.value, "hits": m.hits, "n": m.n, "low": m.low,
-                            "high": m.high} if hasattr(m, "hits") else float(m))
-                  for metric, m in heldout.items()}
+        scores = heldout_scores(heldout)
         if not scores:
             raise ValueError(f"register_prompt({name!r}) needs held-out scores, e.g. "
                              f"heldout={{'exact match': metric}}: the gate compares them")

@@ -59,8 +59,7 @@ class TrainResult:
 
     def losses(self, kind: str = "train_loss") -> tuple[list[int], list[float]]:
         """(steps, values) of one logged series: 'train_loss' or 'val_loss'."""
-        points = [(h["step"], h[kind]) for h in self.history if kind in h]
-        return [s for s, _ in points], [v for _, v in points]
+        return series(self.history, kind)
 
     def __str__(self) -> str:
         last = {k: self.losses(k)[1][-1] for k in ("train_loss", "val_loss") if self.losses(k)[1]}
@@ -76,6 +75,12 @@ class TrainResult:
                 f"{self.seconds:.0f} s, "
                 f"{self.tokens_per_second:.0f} tokens/s, peak memory {self.peak_memory_mb:,.0f} MB"
                 + (f"; {losses}" if losses else "") + best)
+
+
+def series(history: list[dict], kind: str) -> tuple[list[int], list[float]]:
+    """(steps, values) of one logged series of a training history ('train_loss', ...)."""
+    points = [(h["step"], h[kind]) for h in history if kind in h]
+    return [step for step, _ in points], [value for _, value in points]
 
 
 class PeakMemory:
@@ -850,6 +855,13 @@ def _lora_config(lora: LoraSettings | None):
 ADAPTER_METADATA = "course_adapter.json"
 
 
+def heldout_scores(heldout: dict) -> dict:
+    """Held-out scores as saved in adapter metadata: an evals.Metric as value, hits, n and its
+    interval; a plain number as it is (also the registry's prompt versions)."""
+    return {name: ({"value": m.value, "hits": m.hits, "n": m.n, "low": m.low, "high": m.high}
+                   if hasattr(m, "hits") else float(m)) for name, m in heldout.items()}
+
+
 def save_adapter(result: TrainResult, directory: str | Path, heldout: dict | None = None) -> Path:
     """Save the trained adapter (or the whole model, for a full fine-tune) with what made it:
     base model, training-data hash, settings, loss history, throughput and held-out scores.
@@ -871,8 +883,7 @@ def save_adapter(result: TrainResult, directory: str | Path, heldout: dict | Non
         result.model.save_pretrained(staging)
     if not result.settings.get("lora") and result.tokenizer is not None:
         result.tokenizer.save_pretrained(staging)  # a full model folder loads on its own
-    scores = {name: ({"value": m.value, "hits": m.hits, "n": m.n, "low": m.low, "high": m.high}
-                     if hasattr(m, "hits") else float(m)) for name, m in (heldout or {}).items()}
+    scores = heldout_scores(heldout or {})
     metadata = {"base_model": result.settings.get("base_model"),
                 "kind": "lora" if result.settings.get("lora") else "full",
                 "data_sha256": result.settings.get("data_sha256"),
