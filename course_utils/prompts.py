@@ -19,6 +19,24 @@ Read the ticket and reply with one JSON object and nothing else, with exactly th
 - "sentiment": one of "negative", "neutral", "positive"
 No explanation, no code fences: only the JSON object."""
 
+# The labelling rules of data/README.md, condensed: the "sharper prompt" of chapter 00's first
+# rung spells them out, so the zero-shot model is told everything a careful reader is told.
+TICKET_RULES = """How to label:
+- category: billing = charges, payments, invoices, prices, discount codes; shipping = where or
+  when a parcel arrives; returns = sending back, exchanges, replacing damaged or wrong items;
+  technical = a product or the app not working, or how to use it; account = log-in, profile,
+  email, subscription settings, gift-card balance, account security.
+- priority: urgent = a safety hazard (smoke, sparks, burning smell, shock, swollen battery,
+  made someone ill), charged twice or more, needed today or ASAP, or an account taken over;
+  high = cannot be used at all, a lost parcel or refund, a charge that should not exist, locked
+  out, the wrong item, a repeat contact about an unfixed fault; normal = a real problem that
+  does not stop use, or a request to change or return something; low = a question or a
+  suggestion, nothing is wrong.
+- product: the one product the ticket is about.
+- sentiment: positive = praises something; negative = says they are frustrated, angry or
+  disappointed; neutral = neither.
+- order_id: copy the BB- number exactly as written; null when the ticket has none."""
+
 # The same record as a JSON schema, for constrained decoding (chapters 00, 06): the model can
 # then only write valid records, in this key order, with these values.
 TICKET_SCHEMA: dict = {
@@ -56,6 +74,32 @@ def as_prompt(user: str, system: str | None = None, examples: list[dict] = ()) -
         messages += [{"role": "user", "content": user_text(example)},
                      {"role": "assistant", "content": example["messages"][-1]["content"]}]
     return messages + [{"role": "user", "content": user}]
+
+
+def zero_shot_prompts(rows: list[dict], rules: bool = True) -> list[list[dict]]:
+    """Chapter 00's first rung for each row: the instructions (with the labelling rules unless
+    rules=False), then the ticket."""
+    system = TICKET_INSTRUCTIONS + ("\n\n" + TICKET_RULES if rules else "")
+    return [as_prompt(user_text(row), system=system) for row in rows]
+
+
+def fixed_examples(train_rows: list[dict],
+                   categories: tuple[str, ...] = ("billing", "shipping", "technical")) -> list[dict]:
+    """Chapter 00's few-shot examples: the first training ticket of each category named."""
+    found = {c: next((r for r in train_rows if r["label"] == c), None) for c in categories}
+    missing = [c for c, row in found.items() if row is None]
+    if missing:
+        raise ValueError(f"no training ticket with label {', '.join(map(repr, missing))} to "
+                         f"use as a few-shot example; pass rows of data/tickets/train.jsonl")
+    return list(found.values())
+
+
+def few_shot_prompts(rows: list[dict], train_rows: list[dict],
+                     system: str = TICKET_INSTRUCTIONS) -> list[list[dict]]:
+    """Chapter 00's second rung: the instructions, the same three solved tickets
+    (`fixed_examples`) for every row, then the ticket."""
+    shots = fixed_examples(train_rows)
+    return [as_prompt(user_text(row), system=system, examples=shots) for row in rows]
 
 
 def retrieved_examples_prompts(rows: list[dict], train_rows: list[dict], k: int = 3,

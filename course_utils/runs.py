@@ -1,6 +1,7 @@
 """Train once, reuse everywhere: the course's run cache.
 
-For chapters 02-07, which share fine-tunes; `make runs` will fill the cache ahead of them.
+For chapters 00-07, which share fine-tunes and answers; `make runs` (`course runs`) fills the
+cache ahead of them with every recipe in COURSE_RUNS and chapter 00's ladder of cheaper rungs.
 
 Several chapters need the same fine-tune (chapter 06 evaluates the ticket LoRA that chapter
 03 trains, chapter 07 serves it). Training it in each would cost minutes every time, and two
@@ -19,7 +20,9 @@ held-out rows, and stores both. Any change to the key trains again, into a new e
 
 An entry is written into a staging folder and renamed into place only when complete, with a
 manifest of its files' SHA-256 written last; loading checks the manifest, so a half-written
-or damaged entry is never used: it is reported and trained again. Entries live under
+or damaged entry is never used: it is reported and trained again. `generate(name, ...)` does
+the same for the answers of a prompt (a rung of the ladder), keyed by model and prompts.
+Entries live under
 ``$COURSE_CACHE/runs/<profile>/<run name>/<key digest>/`` (`models.cache_dir()`); deleting
 that folder is always safe.
 """
@@ -38,7 +41,7 @@ from pathlib import Path
 
 from . import data, env, evals, models, train
 
-KEY_VERSION = 1  # bump when the layout of an entry changes: every old entry then retrains
+KEY_VERSION = 2  # bump when the layout of an entry changes: every old entry then retrains
 MANIFEST = "manifest.json"
 ASSUMED_TOKENS_PER_SECOND = {"cpu": 200.0, "cuda": 4000.0, "mps": 1000.0}
 # ^ used to say how long a run will take before this machine has measured one itself:
@@ -68,6 +71,17 @@ class Run:
     def losses(self, kind: str = "train_loss") -> tuple[list[int], list[float]]:
         """(steps, values) of one logged series: 'train_loss' or 'val_loss'."""
         return train.series(self.history, kind)
+
+    def export(self, directory: str | Path, heldout: dict | None = None) -> Path:
+        """A copy of the run's saved model folder (what train.save_adapter wrote) with its
+        held-out scores filled in ({"exact match": Metric}), ready for serve.Registry.register.
+        Written beside `directory` and renamed into place, like save_adapter."""
+        def write(staging: Path) -> None:
+            shutil.copytree(self.directory / "model", staging, dirs_exist_ok=True)
+            metadata = train.read_metadata(staging)
+            metadata["heldout"] = train.heldout_scores(heldout or {})
+            (staging / train.ADAPTER_METADATA).write_text(json.dumps(metadata, indent=1) + "\n")
+        return _staged(Path(directory), write)
 
     def __str__(self) -> str:
         how = "loaded from the cache" if self.cached else "trained now"
@@ -108,12 +122,18 @@ def _plain(value):
                     f"key: pass numbers, strings, lists, dicts or dataclasses")
 
 
+# What a run takes from its profile besides the settings it resolves (steps, batch size, length:
+# those are in the settings): the cache folder, the base model's name, and the generation batch
+# (padding can change a greedy answer). n_eval is not here: a run is given its held-out rows.
+_PROFILE_FIELDS = ("name", "model", "gen_batch_size")
+
+
 def run_key(name: str, model, kind: str, settings: dict, splits: dict[str, list[dict]],
             profile) -> dict:
     """Everything that decides a run's result, as a JSON-ready dict."""
     profile = env.get_profile(profile)
     return {"key_version": KEY_VERSION, "name": name, "kind": kind,
-            "profile": {k: v for k, v in asdict(profile).items() if k != "why"},
+            "profile": {k: getattr(profile, k) for k in _PROFILE_FIELDS},
             "base_model": getattr(model, "course_source", None) or model.name_or_path,
             "base_weights": weights_fingerprint(model),
             "data": {split: data.fingerprint(rows) for split, rows in splits.items()},
@@ -169,17 +189,32 @@ def check_entry(folder: Path, key: dict) -> str | None:
 
 
 def _store(key: dict, result: train.TrainResult, predictions: dict[str, list[str]]) -> Path:
-    """Write an entry: staging folder, files, manifest last, then one rename into place."""
-    final = entry_dir(key)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    try:
+    """Write a trained run's entry: its model and its held-out answers."""
+    def write(staging: Path) -> None:
         train.save_adapter(result, staging / "model")
         (staging / "predictions.json").write_text(json.dumps(predictions, indent=1) + "\n")
+    return _write_entry(key, write)
+
+
+def _write_entry(key: dict, write) -> Path:
+    """Write an entry: staging folder, `write(folder)` puts the files there, manifest last,
+    then one rename into place."""
+    def write_with_manifest(staging: Path) -> None:
+        write(staging)
         manifest = {"key": key, "files": _file_hashes(staging),
                     "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         data.write_json_atomic(staging / MANIFEST, manifest)
-        if final.exists():  # a damaged entry with this key: replace it
+    return _staged(entry_dir(key), write_with_manifest)  # a damaged entry is replaced
+
+
+def _staged(final: Path, write) -> Path:
+    """`write(folder)` fills a hidden staging folder beside `final`, which then replaces
+    `final` in one rename: readers see the old folder or the new one, never half of it."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        write(staging)
+        if final.exists():
             shutil.rmtree(final)
         os.replace(staging, final)
     except BaseException:
@@ -281,3 +316,167 @@ def sft(name: str, model, tokenizer, train_rows: list[dict], val_rows: list[dict
     folder = _store(key, result, predictions)
     metadata = train.read_metadata(folder / "model")
     return Run(name, folder.name, folder, result.model, predictions, metadata, cached=False)
+
+
+# ---------------------------------------------------------------------------- cached answers
+
+def generate(name: str, model, tokenizer, conversations: list[list[dict]], *,
+             max_new_tokens: int, batch_size: int, json_schema: dict | None = None,
+             profile=None, show: bool = True) -> list[str]:
+    """evals.generate_from_messages, computed once per key and reloaded after that: the
+    answers of a prompting rung (chapter 00's ladder, which 06 scores again). The key holds
+    the model's weights fingerprint, the conversations' fingerprint, the generation settings
+    and the library versions, so a changed prompt or model generates again."""
+    profile = env.get_profile(profile)
+    settings = {"max_new_tokens": max_new_tokens, "batch_size": batch_size,
+                "json_schema": json_schema}
+    key = run_key(name, model, "answers", settings, {"conversations": conversations}, profile)
+    key["profile"]["gen_batch_size"] = batch_size  # the batch that decides padding is this one
+    folder = entry_dir(key)
+    problem = check_entry(folder, key) if folder.exists() else None
+    if folder.exists() and problem is None:
+        answers = json.loads((folder / "answers.json").read_text())
+        if show:
+            print(f"{len(answers)} answers of {name} [{digest(key)}] loaded from the cache")
+        return answers
+    if problem and show:
+        print(f"answers of {name} [{digest(key)}]: the entry is unusable ({problem}); "
+              f"generating them again")
+    answers = evals.generate_from_messages(model, tokenizer, conversations,
+                                           max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                           show=show, json_schema=json_schema)
+    _write_entry(key, lambda staging: (staging / "answers.json").write_text(
+        json.dumps(answers, indent=1) + "\n"))
+    return answers
+
+
+@dataclass
+class Ladder:
+    """Chapter 00's ticket rungs, each answered on validation and test: what 06 compares the
+    fine-tunes with. `best` is chosen on validation (exact match), then scored on test."""
+
+    answers: dict[str, dict[str, list[str]]]  # rung -> split -> answers, in row order
+    rows: dict[str, list[dict]]  # split -> the rows answered
+    best_k: int  # the number of retrieved examples chosen on validation
+    best: str  # the rung with the most exact matches on validation
+
+    def scores(self, split: str) -> dict:
+        return {rung: evals.score_json(answers[split], self.rows[split])
+                for rung, answers in self.answers.items()}
+
+
+RETRIEVED_K = (1, 3, 5)  # how many retrieved examples chapter 00 tries on validation
+
+
+def ticket_ladder(model, tokenizer, profile=None, show: bool = True) -> Ladder:
+    """Every cheaper rung for the tickets, on n_eval validation and test rows (data.take):
+    "nearest-ticket" (the nearest training ticket's labels, no LLM), "zero-shot" (with the
+    labelling rules), "few-shot" (three fixed examples), "retrieved" (k retrieved examples,
+    k chosen on validation from RETRIEVED_K) and "constrained" (the retrieved prompt with
+    decoding constrained to prompts.TICKET_SCHEMA). Chapter 00 builds
+    each rung in front of the learner with the same calls; cached, so 06 reloads them."""
+    from . import prompts
+    profile = env.get_profile(profile)
+    train_rows = data.load_split("tickets", "train")
+    rows = {s: data.take(data.load_split("tickets", s), profile.n_eval) for s in ("val", "test")}
+    gen = dict(max_new_tokens=profile.max_new_tokens, batch_size=profile.gen_batch_size,
+               profile=profile, show=show)
+    answers: dict[str, dict[str, list[str]]] = {}
+    for split, split_rows in rows.items():
+        def rung(name, chats, **extra):
+            answers.setdefault(name, {})[split] = generate(
+                f"tickets/{name}/{split}", model, tokenizer, chats, **gen, **extra)
+        answers.setdefault("nearest-ticket", {})[split] = \
+            prompts.nearest_ticket_answers(split_rows, train_rows)
+        rung("zero-shot", prompts.zero_shot_prompts(split_rows))
+        rung("few-shot", prompts.few_shot_prompts(split_rows, train_rows))
+        for k in RETRIEVED_K if split == "val" else ():
+            rung(f"retrieved-k{k}", prompts.retrieved_examples_prompts(split_rows, train_rows, k))
+        if split == "val":
+            best_k = max(RETRIEVED_K, key=lambda k: (sum(evals.score_json(
+                answers[f"retrieved-k{k}"]["val"], split_rows).exact), -k))
+            for k in RETRIEVED_K:
+                if k != best_k:
+                    answers.pop(f"retrieved-k{k}")
+            answers["retrieved"] = answers.pop(f"retrieved-k{best_k}")
+        else:
+            rung("retrieved", prompts.retrieved_examples_prompts(split_rows, train_rows, best_k))
+        rung("constrained",
+             prompts.retrieved_examples_prompts(split_rows, train_rows, best_k),
+             json_schema=prompts.TICKET_SCHEMA)
+    on_val = {rung: sum(evals.score_json(a["val"], rows["val"]).exact)
+              for rung, a in answers.items()}
+    best = max(on_val, key=on_val.get)
+    return Ladder(answers, rows, best_k, best)
+
+
+# ---------------------------------------------------------------------------- the course's runs
+
+@dataclass(frozen=True)
+class Recipe:
+    """One of the course's own runs: the dataset it trains on and how. `make runs` computes
+    every recipe in COURSE_RUNS once per profile; the chapters then load them."""
+
+    dataset: str  # a dataset with train/val/test splits (data.load_split)
+    lora: train.LoraSettings | None  # None: a full fine-tune
+    settings: dict  # train.sft keyword arguments
+    heldout: tuple[str, ...] = ("val", "test")  # splits the run answers (n_eval rows, data.take)
+    used_by: str = ""
+
+    def settings_for(self, profile) -> dict:
+        """The settings in this profile: the smoke profile only checks that the code runs, so
+        it trains its few steps instead of epochs, without early stopping."""
+        profile = env.get_profile(profile)
+        if profile.name != "smoke":
+            return dict(self.settings)
+        quick = {k: v for k, v in self.settings.items() if k not in ("max_epochs", "patience")}
+        return {**quick, "max_steps": profile.max_steps}
+
+
+# The ticket recipes stop on validation loss: at most 4 epochs, measured every half epoch,
+# stopping after 2 measurements without a new best and keeping the best (train.sft).
+_STOP = dict(max_epochs=4, patience=2)
+_TICKET_LORA = train.LoraSettings(r=16, alpha=32, dropout=0.0)
+COURSE_RUNS: dict[str, Recipe] = {
+    **{f"tickets/lora-seed{seed}": Recipe(
+        "tickets", _TICKET_LORA, dict(learning_rate=1e-3, seed=seed, **_STOP),
+        used_by="03, 06, 07 (07 serves seed 0)" if seed == 0 else "06 (the spread across seeds)")
+       for seed in (0, 1, 2)},
+    "tickets/full": Recipe("tickets", None, dict(learning_rate=1e-4, **_STOP), used_by="02, 06"),
+}
+
+
+def course_run(name: str, model, tokenizer, profile=None, show: bool = True) -> Run:
+    """The course's run `name` (a key of COURSE_RUNS), from the cache or trained now, with its
+    answers to n_eval rows of each held-out split (data.take)."""
+    if name not in COURSE_RUNS:
+        raise KeyError(f"no course run {name!r}; the course's runs are: {', '.join(COURSE_RUNS)}")
+    recipe, profile = COURSE_RUNS[name], env.get_profile(profile)
+    split = {s: data.load_split(recipe.dataset, s) for s in ("train", "val", *recipe.heldout)}
+    heldout = {s: data.take(split[s], profile.n_eval) for s in recipe.heldout}
+    val_rows = data.take(split["val"], profile.n_eval)  # all of them, except in smoke
+    return sft(name, model, tokenizer, split["train"], val_rows, heldout, lora=recipe.lora,
+               profile=profile, show=show, **recipe.settings_for(profile))
+
+
+def course_runs(names: list[str] | None = None, profile=None, show: bool = True) -> list[dict]:
+    """Compute (or find) the course's runs, one after another: what `make runs` calls. Returns
+    one row per run: name, whether it was cached, the seconds it took now, its digest."""
+    from .models import load_model
+    model, tokenizer = load_model()
+    report = []
+    if not names or "tickets/ladder" in names:
+        start = time.time()
+        ladder = ticket_ladder(model, tokenizer, profile=profile, show=show)
+        report.append({"name": "tickets/ladder", "cached": None, "seconds": time.time() - start,
+                       "train_seconds": 0.0, "digest": f"best: {ladder.best}, k={ladder.best_k}",
+                       "steps": None, "best_step": None})
+    for name in [n for n in names or list(COURSE_RUNS) if n != "tickets/ladder"]:
+        start = time.time()
+        run = course_run(name, model, tokenizer, profile=profile, show=show)
+        report.append({"name": name, "cached": run.cached, "seconds": time.time() - start,
+                       "train_seconds": run.train_seconds, "digest": run.digest,
+                       "steps": run.metadata["train"].get("steps"),
+                       "best_step": run.metadata["train"].get("best_step")})
+        del run
+    return report

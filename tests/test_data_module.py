@@ -9,6 +9,7 @@ load_jsonl: bad content gives a Report or a DataError, never another exception.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tempfile
 from pathlib import Path
@@ -321,7 +322,8 @@ def test_split_is_seeded_and_covers_every_row_once(tickets):
     assert (train, val, test) != data.split(tickets, val=0.1, test=0.2, seed=8)
     ids = [row["id"] for row in train + val + test]
     assert sorted(ids) == sorted(row["id"] for row in tickets) and len(set(ids)) == len(ids)
-    assert (len(val), len(test)) == (52, 104)
+    assert (len(val), len(test)) == (math.floor(0.1 * len(tickets) + 0.5),
+                                     math.floor(0.2 * len(tickets) + 0.5))
     with pytest.raises(ValueError, match="leaves no rows to train on"):
         data.split(tickets, val=0.5, test=0.5)
 
@@ -345,9 +347,10 @@ def test_write_splits_and_leakage(tmp_path, tickets):
     assert [data.load_jsonl(paths[name]) for name in ("train", "val", "test")] == [train, val, test]
     assert data.leakage(train, val, test) == []
     leaked = edited(train[5], str.lower)
-    near = edited(train[9], lambda text: one_word_changed(text, -3))
+    longest = max(range(len(train)), key=lambda i: len(train[i]["messages"][1]["content"]))
+    near = edited(train[longest], lambda text: one_word_changed(text, -3))  # Jaccard ~0.95
     found = data.leakage(train, val + [near], test + [leaked])
-    assert [(name, k, i) for name, k, i, _ in found] == [("val", len(val), 9),
+    assert [(name, k, i) for name, k, i, _ in found] == [("val", len(val), longest),
                                                          ("test", len(test), 5)]
     assert 0.8 <= found[0][3] < 1.0 and found[1][3] == 1.0
 
@@ -430,7 +433,8 @@ def test_render_marks_only_the_assistant_content_and_end_of_turn(tokenizer):
 def test_cli_validate_exit_codes_and_file_line(capsys, tmp_path):
     clean = data.DATA_DIR / "tickets" / "val.jsonl"
     assert cli.main(["validate", str(clean)]) == 0
-    assert f"{clean}: OK: 60 rows read, 60 valid" in capsys.readouterr().out
+    n = len(data.load_jsonl(clean))
+    assert f"{clean}: OK: {n} rows read, {n} valid" in capsys.readouterr().out
     broken = fixture_path("mixed")
     assert cli.main(["validate", str(broken)]) == 1
     out = capsys.readouterr().out
@@ -544,3 +548,27 @@ def test_load_split_reads_a_named_file_and_names_the_choices():
     assert data.load_split("voice/sft", "test")[0]["id"] == data.load_split("voice/pairs", "test")[0]["id"]
     with pytest.raises(FileNotFoundError, match=r"voice/train.jsonl does not exist.*voice/pairs"):
         data.load_split("voice", "train")
+
+
+def test_token_lengths_ignore_padding_left_on_by_a_batch_call(tokenizer):
+    rows = data.load_jsonl(fixture_path("too_long"))[:3]
+    before = data.token_lengths(rows, tokenizer)
+    tokenizer(["a", "a much longer text than the other one"], padding=True)  # as generation does
+    assert data.token_lengths(rows, tokenizer) == before and len(set(before)) > 1
+
+
+def test_group_split_keeps_each_scenario_on_one_side(tickets):
+    tickets = [dict(r, scenario=f"{r['label']}-{i % 9}") for i, r in enumerate(tickets)]
+    train, val, test = data.split(tickets, val=0.1, test=0.2, seed=3, group="scenario")
+    assert sorted(r["id"] for r in train + val + test) == sorted(r["id"] for r in tickets)
+    sides = [{r["scenario"] for r in part} for part in (train, val, test)]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    n = len({r["scenario"] for r in tickets})
+    assert (len(sides[1]), len(sides[2])) == (math.floor(0.1 * n + 0.5), math.floor(0.2 * n + 0.5))
+    assert data.split(tickets, group="scenario", seed=3) == data.split(tickets, group="scenario", seed=3)
+    by_label = data.split(tickets, val=0.2, test=0.2, group="scenario", stratify="label")
+    for part in by_label[1:]:  # every category gets held-out scenarios
+        assert {r["label"] for r in part} == {r["label"] for r in tickets}
+    mixed = [dict(r, scenario="one") for r in tickets[:6]]
+    with pytest.raises(ValueError, match="group 'one'.*different 'label' values"):
+        data.split(mixed, group="scenario", stratify="label")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import evals, prompts
+from course_utils import data, evals, prompts
 
 TICKETS = Path(__file__).resolve().parent.parent / "data" / "tickets"
 
@@ -82,3 +82,19 @@ def test_nearest_ticket_baseline_scores_on_the_real_test_split():
     assert all(scores.fields["order_id"])  # the regex finds every quoted order id
     # written the way the references are: same separators, same key order
     assert answers[0] == json.dumps(json.loads(answers[0]))
+
+
+def test_the_rungs_prompts_hold_what_chapter_00_says():
+    train_rows = data.load_split("tickets", "train")
+    rows = data.load_split("tickets", "val")[:3]
+    zero = prompts.zero_shot_prompts(rows)
+    assert [m["role"] for m in zero[0]] == ["system", "user"]
+    assert prompts.TICKET_RULES in zero[0][0]["content"]
+    assert prompts.TICKET_RULES not in prompts.zero_shot_prompts(rows, rules=False)[0][0]["content"]
+    shots = prompts.fixed_examples(train_rows)
+    assert [s["label"] for s in shots] == ["billing", "shipping", "technical"]
+    few = prompts.few_shot_prompts(rows, train_rows)
+    assert all(len(chat) == 1 + 2 * 3 + 1 for chat in few)
+    assert few[0][1:7] == few[2][1:7]  # the same examples for every ticket
+    with pytest.raises(ValueError, match="no training ticket with label 'billing'"):
+        prompts.fixed_examples([r for r in train_rows if r["label"] != "billing"])

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from course_utils import runs, train
+from course_utils import data, runs, train
 
 
 def rows(n: int = 6, start: int = 0) -> list[dict]:
@@ -98,3 +98,82 @@ def test_the_estimate_uses_this_machines_last_run(tiny_model, cache):
     cached_run(tiny_model)
     seconds, after = runs.estimate_seconds(tokenizer, rows(), settings, "smoke")
     assert "this machine's last run" in after and seconds > 0
+
+
+# ---------------------------------------------------------------------------- the course's runs
+
+def test_the_course_runs_stop_on_validation_except_in_smoke():
+    names = list(runs.COURSE_RUNS)
+    assert [n for n in names if n.startswith("tickets/lora-seed")] == [
+        "tickets/lora-seed0", "tickets/lora-seed1", "tickets/lora-seed2"]
+    seeds = {runs.COURSE_RUNS[n].settings["seed"] for n in names if "seed" in n}
+    assert seeds == {0, 1, 2}
+    for name, recipe in runs.COURSE_RUNS.items():
+        cpu = recipe.settings_for("cpu")
+        assert cpu["max_epochs"] > 1 and cpu["patience"] >= 1 and "max_steps" not in cpu, name
+        smoke = recipe.settings_for("smoke")
+        assert smoke["max_steps"] == 4 and "max_epochs" not in smoke and "patience" not in smoke
+    seeded = [runs.COURSE_RUNS[n] for n in names if "seed" in n]
+    assert all(r.lora == seeded[0].lora for r in seeded)  # the seeds differ in the seed only
+    assert all({**r.settings, "seed": 0} == {**seeded[0].settings, "seed": 0} for r in seeded)
+
+
+def test_a_course_run_loads_its_splits_and_scores_n_eval_rows(tiny_model, cache, monkeypatch):
+    calls = {}
+
+    def fake_sft(name, model, tokenizer, train_rows, val_rows, heldout, **kwargs):
+        calls.update(name=name, train=len(train_rows), val=len(val_rows),
+                     heldout={k: len(v) for k, v in heldout.items()}, kwargs=kwargs)
+        return "run"
+
+    monkeypatch.setattr(runs, "sft", fake_sft)
+    model, tokenizer = tiny_model
+    assert runs.course_run("tickets/full", model, tokenizer, profile="smoke", show=False) == "run"
+    assert calls["train"] == len(data.load_split("tickets", "train"))
+    assert calls["val"] == 8  # validation too is cut to n_eval in smoke
+    assert calls["heldout"] == {"val": 8, "test": 8}  # the smoke profile's n_eval
+    assert calls["kwargs"]["lora"] is None and calls["kwargs"]["max_steps"] == 4
+    with pytest.raises(KeyError, match="tickets/lora-seed0"):
+        runs.course_run("tickets/lora", model, tokenizer, profile="smoke")
+
+
+def test_course_runs_list_and_unknown_names(capsys):
+    from course_utils import cli
+    assert cli.main(["runs", "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in runs.COURSE_RUNS)
+    assert cli.main(["runs", "tickets/nope"]) == 2
+    assert "no run 'tickets/nope'" in capsys.readouterr().err
+
+
+def test_generated_answers_are_cached_by_prompt_and_model(tiny_model, cache, capsys):
+    model, tokenizer = tiny_model
+    chats = [[{"role": "user", "content": f"ticket {i}"}] for i in range(3)]
+    settings = dict(max_new_tokens=3, batch_size=2, profile="smoke")
+    first = runs.generate("tickets/zero-shot/test", model, tokenizer, chats, **settings)
+    assert len(first) == 3 and "loaded from the cache" not in capsys.readouterr().out
+    assert runs.generate("tickets/zero-shot/test", model, tokenizer, chats, **settings) == first
+    assert "3 answers of tickets/zero-shot/test" in capsys.readouterr().out
+    other = chats[:2] + [[{"role": "user", "content": "another ticket"}]]
+    runs.generate("tickets/zero-shot/test", model, tokenizer, other, **settings)
+    assert "loaded from the cache" not in capsys.readouterr().out  # a new prompt: generated
+    entries = list((cache / "runs" / "smoke" / "tickets--zero-shot--test").iterdir())
+    assert len(entries) == 2
+    for entry in entries:  # damaged: reported, generated again
+        (entry / "answers.json").write_text("[]")
+    assert runs.generate("tickets/zero-shot/test", model, tokenizer, chats, **settings) == first
+    assert "the entry is unusable" in capsys.readouterr().out
+    assert runs.generate("tickets/zero-shot/test", model, tokenizer, chats, **settings) == first
+    assert "loaded from the cache" in capsys.readouterr().out
+
+
+def test_an_exported_run_carries_its_heldout_scores_into_the_registry(tiny_model, cache, tmp_path):
+    from course_utils import evals, serve
+    run = cached_run(tiny_model)
+    score = evals.rate([True, False, True])
+    folder = run.export(tmp_path / "export", heldout={"exact match": score})
+    assert train.read_metadata(folder)["heldout"]["exact match"]["hits"] == 2
+    assert runs.check_entry(run.directory, json.loads((run.directory / "manifest.json").read_text())["key"]) is None
+    registry = serve.Registry(tmp_path / "registry")
+    assert registry.register(folder, "tickets") == 1
+    assert registry.versions("tickets")[0]["heldout"]["exact match"]["n"] == 3
