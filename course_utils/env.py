@@ -90,13 +90,19 @@ def get_device() -> str:
     return "cpu"
 
 
+BF16_CAPABILITY = (8, 0)  # Ampere (A100, A10, RTX 30xx) and newer compute in bf16 natively
+
+
 def get_dtype(device: str | None = None):
-    """bf16 on GPUs that support it, fp16 on older ones (T4), fp32 on CPU and MPS."""
+    """The compute dtype: bf16 on GPUs of compute capability 8.0 or newer, fp16 below (a T4 is
+    7.5), fp32 on CPU and MPS. Decided by the capability, not torch.cuda.is_bf16_supported(),
+    which also answers True where bf16 is only emulated (slowly), as on a T4."""
     import torch
     device = device or get_device()
     if device != "cuda":
         return torch.float32
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    capability = tuple(torch.cuda.get_device_capability())
+    return torch.bfloat16 if capability >= BF16_CAPABILITY else torch.float16
 
 
 def seed_everything(seed: int = 0) -> None:

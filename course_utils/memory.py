@@ -233,7 +233,7 @@ def measure_training_peak(make_model, batch: dict, steps: int = 2) -> float:
     from .train import PeakMemory, release_memory, rss_mb
     release_memory()
     cuda = torch.cuda.is_available()
-    start = 0.0 if cuda else rss_mb()
+    start = torch.cuda.memory_allocated() / 2**20 if cuda else rss_mb()  # what was there before
     with PeakMemory() as peak:
         model = make_model().train()
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)

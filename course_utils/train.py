@@ -187,7 +187,8 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
         checkpoint = get_last_checkpoint(output_dir) if resume else None
         if resume and checkpoint is None and show:
             print(f"no checkpoint in {output_dir}: starting from step 0")
-        model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
+        model = _fp32_master(_drop_trl_forward_patch(model if inplace else copy.deepcopy(model)),
+                             lora)
         config = SFTConfig(
             **_common_args(settings, output_dir, bool(val_rows), settings["eval_every"], show,
                            seed),
@@ -252,6 +253,7 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
     model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
     if hasattr(model, "merge_and_unload"):  # an SFT adapter: fold it in, it becomes the reference
         model = model.merge_and_unload()
+    model = _fp32_master(model, lora)
     # DPOConfig's own defaults use renamed names too
     with _library_deprecations_hidden(), _scratch("course-dpo-") as output_dir:
         config = DPOConfig(**_common_args(settings, output_dir, bool(val_pairs), eval_every,
@@ -300,7 +302,8 @@ def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[
                          learning_rate or (1e-3 if lora else 2e-4), max_length, seed,
                          method="distill", temperature=temperature, hard_weight=hard_weight,
                          teacher=getattr(teacher, "course_source", None) or teacher.name_or_path)
-    student = _drop_trl_forward_patch(student if inplace else copy.deepcopy(student))
+    student = _fp32_master(_drop_trl_forward_patch(student if inplace else copy.deepcopy(student)),
+                           lora)
     teacher_was_training = teacher.training
     teacher.eval()  # no dropout in the targets (its logits are taken under no_grad)
     length = settings["max_length"]
@@ -558,6 +561,19 @@ def _library_deprecations_hidden():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*gradient_checkpointing.*is deprecated")
         yield
+
+
+def _fp32_master(model, lora):
+    """A full fine-tune keeps fp32 master weights: the Trainer's bf16/fp16 flag (from
+    _common_args) then runs the forward pass under autocast, with a gradient scaler for fp16,
+    while AdamW updates fp32 weights. A model loaded in half precision (load_model does so on
+    a GPU) is upcast; half-precision weights would make fp16 training fail ("Attempting to
+    unscale FP16 gradients") and bf16 updates lose the small ones. With LoRA the frozen base
+    may stay in half precision: PEFT keeps the trainable adapters in fp32."""
+    import torch
+    if lora is None and any(p.dtype in (torch.float16, torch.bfloat16) for p in model.parameters()):
+        model = model.float()
+    return model
 
 
 def _common_args(settings: dict, output_dir, has_val: bool, eval_every: int | None,
@@ -829,11 +845,16 @@ def padded_batch(rows: list[dict], tokenizer, max_length: int | None = None) -> 
 
 
 def release_memory() -> None:
-    """Free what Python and the C allocator hold on to, so the next RSS reading starts low
-    (glibc keeps freed blocks for reuse unless asked to return them)."""
+    """Free what Python, the C allocator and PyTorch's CUDA cache hold on to, so the next
+    reading starts low (glibc keeps freed blocks for reuse unless asked to return them; so
+    does PyTorch's caching allocator on a GPU)."""
     import ctypes
     import gc
+
+    import torch
     gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
