@@ -9,8 +9,9 @@ Modules: env (profile, device, seed), models (registry, loading), data (JSONL), 
 (retrieval), decide (chapter 00's checklist and costs), plots, train (SFT, DPO and
 distillation through TRL, measured; adapters saved with metadata), memory (the
 training-memory calculator), serve (adapter registry with promote and rollback, merging, a
-local OpenAI-compatible endpoint), benchmarks (the sections of docs/benchmarks.md), results
-(the headline numbers in docs/results.json and the README table).
+local OpenAI-compatible endpoint), runs (the run cache: the course's shared fine-tunes and
+prompt answers, computed once by `make runs`), benchmarks (the sections of docs/benchmarks.md),
+results (the headline numbers in docs/results.json and the README table).
 """
 
 import logging
@@ -20,7 +21,7 @@ import logging
 # learner to do, so the notice is kept out of every chapter's output.
 logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
 
-from .env import get_profile, setup, show_source, timer  # noqa: F401
+from .env import get_profile, setup, show_source, timer, to_device  # noqa: F401
 from .models import load_model  # noqa: F401
 from .results import record as record_result  # noqa: F401  (docs/results.json, README table)
 

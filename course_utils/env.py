@@ -90,6 +90,24 @@ def get_device() -> str:
     return "cpu"
 
 
+def to_device(batch, target):
+    """`batch` (a tensor, or a dict, list or tuple of them, nested) on the device of `target`
+    (a model, or a device such as "cuda"). Every tensor a notebook builds by hand goes to the
+    model through this: on a CPU it changes nothing, on a GPU (or Apple's MPS) it is what
+    avoids "Expected all tensors to be on the same device"."""
+    from collections.abc import Mapping
+
+    import torch
+    device = target if isinstance(target, (str, torch.device)) else next(target.parameters()).device
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, Mapping):  # a dict, or the tokenizer's BatchEncoding
+        return {key: to_device(value, device) for key, value in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(value, device) for value in batch)
+    return batch
+
+
 BF16_CAPABILITY = (8, 0)  # Ampere (A100, A10, RTX 30xx) and newer compute in bf16 natively
 
 

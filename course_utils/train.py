@@ -830,18 +830,21 @@ def trainable_parameters(model) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-def padded_batch(rows: list[dict], tokenizer, max_length: int | None = None) -> dict:
+def padded_batch(rows: list[dict], tokenizer, max_length: int | None = None,
+                 device=None) -> dict:
     """Rows rendered (loss on assistant tokens) and padded to the longest: padding gets
-    attention mask 0 and label -100 (chapter 02's `batch_of`)."""
+    attention mask 0 and label -100 (chapter 02's `batch_of`). `device`: a model or a device
+    to put the tensors on (env.to_device); by default they stay on the CPU."""
     import torch
     rendered = [data.render(r, tokenizer, max_length) for r in rows]
     width = max(len(r.input_ids) for r in rendered)
 
     def pad(values: list[int], fill: int) -> list[int]:
         return values + [fill] * (width - len(values))
-    return {"input_ids": torch.tensor([pad(r.input_ids, tokenizer.pad_token_id) for r in rendered]),
-            "attention_mask": torch.tensor([pad([1] * len(r.input_ids), 0) for r in rendered]),
-            "labels": torch.tensor([pad(r.labels, -100) for r in rendered])}
+    batch = {"input_ids": torch.tensor([pad(r.input_ids, tokenizer.pad_token_id) for r in rendered]),
+             "attention_mask": torch.tensor([pad([1] * len(r.input_ids), 0) for r in rendered]),
+             "labels": torch.tensor([pad(r.labels, -100) for r in rendered])}
+    return batch if device is None else env.to_device(batch, device)
 
 
 def release_memory() -> None:

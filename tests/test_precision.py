@@ -55,3 +55,19 @@ def test_a_half_precision_model_trains_under_bf16_autocast(tiny_model, monkeypat
     assert {p.dtype for p in result.model.parameters()} == {torch.float32}
     losses = result.losses()[1]
     assert len(losses) == 3 and all(loss == loss for loss in losses) and losses[-1] < losses[0]
+
+
+def test_to_device_moves_every_tensor_of_a_batch_to_the_models_device(tiny_model):
+    import course_utils as cu
+    model, tokenizer = tiny_model
+    on_meta = copy.deepcopy(model).to("meta")  # a device that is not the CPU, without a GPU
+    batch = {"input_ids": torch.ones(2, 3, dtype=torch.long), "extra": [torch.zeros(1)],
+             "name": "kept as it is"}
+    moved = cu.to_device(batch, on_meta)
+    assert moved["input_ids"].device.type == "meta" and moved["extra"][0].device.type == "meta"
+    assert moved["name"] == "kept as it is" and batch["input_ids"].device.type == "cpu"
+    encoded = cu.to_device(tokenizer(["a ticket"], return_tensors="pt"), "meta")
+    assert {t.device.type for t in encoded.values()} == {"meta"}
+    rows = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "ok"}]}]
+    assert {t.device.type for t in train.padded_batch(rows, tokenizer, device=on_meta).values()} == {"meta"}
+    assert {t.device.type for t in train.padded_batch(rows, tokenizer).values()} == {"cpu"}
