@@ -358,7 +358,7 @@ class Ladder:
     answers: dict[str, dict[str, list[str]]]  # rung -> split -> answers, in row order
     rows: dict[str, list[dict]]  # split -> the rows answered
     best_k: int  # the number of retrieved examples chosen on validation
-    best: str  # the rung with the most exact matches on validation
+    best: str  # the rung with the most exact matches on validation (a tie: the cheaper, first)
 
     def scores(self, split: str) -> dict:
         return {rung: evals.score_json(answers[split], self.rows[split])
@@ -381,29 +381,27 @@ def ticket_ladder(model, tokenizer, profile=None, show: bool = True) -> Ladder:
     rows = {s: data.take(data.load_split("tickets", s), profile.n_eval) for s in ("val", "test")}
     gen = dict(max_new_tokens=profile.max_new_tokens, batch_size=profile.gen_batch_size,
                profile=profile, show=show)
-    answers: dict[str, dict[str, list[str]]] = {}
+
+    def answer(rung: str, split: str, chats: list[list[dict]], **extra) -> list[str]:
+        return generate(f"tickets/{rung}/{split}", model, tokenizer, chats, **gen, **extra)
+
+    # How many retrieved examples: chosen on validation (a tie goes to fewer, a shorter prompt).
+    val = rows["val"]
+    by_k = {k: answer(f"retrieved-k{k}", "val", prompts.retrieved_examples_prompts(val, train_rows, k))
+            for k in RETRIEVED_K}
+    best_k = max(RETRIEVED_K, key=lambda k: (sum(evals.score_json(by_k[k], val).exact), -k))
+    answers: dict[str, dict[str, list[str]]] = {rung: {} for rung in (
+        "nearest-ticket", "zero-shot", "few-shot", "retrieved", "constrained")}
     for split, split_rows in rows.items():
-        def rung(name, chats, **extra):
-            answers.setdefault(name, {})[split] = generate(
-                f"tickets/{name}/{split}", model, tokenizer, chats, **gen, **extra)
-        answers.setdefault("nearest-ticket", {})[split] = \
-            prompts.nearest_ticket_answers(split_rows, train_rows)
-        rung("zero-shot", prompts.zero_shot_prompts(split_rows))
-        rung("few-shot", prompts.few_shot_prompts(split_rows, train_rows))
-        for k in RETRIEVED_K if split == "val" else ():
-            rung(f"retrieved-k{k}", prompts.retrieved_examples_prompts(split_rows, train_rows, k))
-        if split == "val":
-            best_k = max(RETRIEVED_K, key=lambda k: (sum(evals.score_json(
-                answers[f"retrieved-k{k}"]["val"], split_rows).exact), -k))
-            for k in RETRIEVED_K:
-                if k != best_k:
-                    answers.pop(f"retrieved-k{k}")
-            answers["retrieved"] = answers.pop(f"retrieved-k{best_k}")
-        else:
-            rung("retrieved", prompts.retrieved_examples_prompts(split_rows, train_rows, best_k))
-        rung("constrained",
-             prompts.retrieved_examples_prompts(split_rows, train_rows, best_k),
-             json_schema=prompts.TICKET_SCHEMA)
+        retrieved = prompts.retrieved_examples_prompts(split_rows, train_rows, best_k)
+        answers["nearest-ticket"][split] = prompts.nearest_ticket_answers(split_rows, train_rows)
+        answers["zero-shot"][split] = answer("zero-shot", split, prompts.zero_shot_prompts(split_rows))
+        answers["few-shot"][split] = answer("few-shot", split,
+                                            prompts.few_shot_prompts(split_rows, train_rows))
+        answers["retrieved"][split] = (by_k[best_k] if split == "val" else
+                                       answer("retrieved", split, retrieved))
+        answers["constrained"][split] = answer("constrained", split, retrieved,
+                                               json_schema=prompts.TICKET_SCHEMA)
     on_val = {rung: sum(evals.score_json(a["val"], rows["val"]).exact)
               for rung, a in answers.items()}
     best = max(on_val, key=on_val.get)

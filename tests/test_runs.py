@@ -177,3 +177,31 @@ def test_an_exported_run_carries_its_heldout_scores_into_the_registry(tiny_model
     registry = serve.Registry(tmp_path / "registry")
     assert registry.register(folder, "tickets") == 1
     assert registry.versions("tickets")[0]["heldout"]["exact match"]["n"] == 3
+
+
+def test_the_ladder_chooses_k_and_the_best_rung_on_validation(tiny_model, monkeypatch):
+    from course_utils import evals
+    asked = []
+
+    def fake_generate(name, model, tokenizer, chats, **settings):
+        """Right answers for k=3 and k=5 on validation and for "constrained" everywhere; the
+        rest answer nonsense. The retrieved prompts' references are the rows' own."""
+        asked.append(name)
+        rung, split = name.split("/")[1], name.split("/")[2]
+        rows = data.take(data.load_split("tickets", split), 8)
+        right = rung in ("retrieved-k3", "retrieved-k5", "constrained")
+        return [evals.reference(r) if right else "no" for r in rows][: len(chats)]
+
+    monkeypatch.setattr(runs, "generate", fake_generate)
+    model, tokenizer = tiny_model
+    ladder = runs.ticket_ladder(model, tokenizer, profile="smoke", show=False)
+    assert ladder.best_k == 3  # a tie between 3 and 5 goes to the shorter prompt
+    assert ladder.best == "retrieved"  # tied with "constrained" on validation: the cheaper rung
+    assert list(ladder.answers) == ["nearest-ticket", "zero-shot", "few-shot", "retrieved",
+                                    "constrained"]
+    assert all(set(a) == {"val", "test"} for a in ladder.answers.values())
+    assert sorted(asked) == sorted(
+        [f"tickets/retrieved-k{k}/val" for k in runs.RETRIEVED_K] +
+        [f"tickets/{rung}/{split}" for rung in ("zero-shot", "few-shot", "constrained")
+         for split in ("val", "test")] + ["tickets/retrieved/test"])
+    assert sum(ladder.scores("test")["constrained"].exact) == 8
