@@ -26,7 +26,7 @@ import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from . import data, env
+from . import data, env, trl_internals
 
 
 @dataclass(frozen=True)
@@ -376,7 +376,7 @@ def dpo_loss(model, tokenizer, pairs: list[dict], beta: float = 0.1,
         policy = trainer.model.eval()
         with torch.no_grad():
             loss = trainer.compute_loss(policy, _collated(trainer, pairs))
-    logged = trainer._metrics["eval"]
+    logged = trl_internals.logged(trainer, "eval")
     return {"loss": float(loss), "margin": logged["rewards/margins"][-1],
             "accuracy": logged["rewards/accuracies"][-1]}
 
@@ -405,8 +405,8 @@ def _dpo_trainer(model, tokenizer, pairs: list[dict], beta: float, implementatio
 
 def _collated(trainer, pairs: list[dict]) -> dict:
     """All the pairs as one DPO batch, on the trainer's device."""
-    return trainer._prepare_inputs(
-        trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))]))
+    return trl_internals.prepare_inputs(
+        trainer, trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))]))
 
 
 def _check_pairs(pairs: list[dict]) -> None:
@@ -522,10 +522,7 @@ def _drop_trl_forward_patch(model):
     one added later, would silently do nothing. Returns the model, on its class's forward."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     for module in (model, base):
-        patched = vars(module).get("forward")
-        code = getattr(patched, "__code__", None)  # functools.wraps hides the name, not the code
-        if code is not None and code.co_name == "_fused_forward":
-            del module.forward
+        trl_internals.drop_fused_forward(module)
     return model
 
 
@@ -731,7 +728,7 @@ def _dpo_trainer_class():
 
     class CourseDPOTrainer(DPOTrainer):
         def _ours(self) -> bool:
-            return (self.ref_model is None and list(self.loss_types) == ["sigmoid"]
+            return (trl_internals.is_sigmoid_dpo_on_adapter_off_reference(self)
                     and hasattr(self.accelerator.unwrap_model(self.model), "disable_adapter"))
 
         def _reference(self, model, parts: list[dict]):
@@ -745,7 +742,7 @@ def _dpo_trainer_class():
             loss = -F.logsigmoid(self.beta * (chosen - rejected)).mean()
             rewards_chosen, rewards_rejected = self.beta * chosen.detach(), self.beta * rejected.detach()
             logps_chosen, logps_rejected = policy.detach().chunk(2)
-            metrics = self._metrics[mode]
+            metrics = trl_internals.logged(self, mode)
             for key, value in (("rewards/chosen", rewards_chosen.mean()),
                                ("rewards/rejected", rewards_rejected.mean()),
                                ("rewards/accuracies", (rewards_chosen > rewards_rejected).float().mean()),
@@ -753,9 +750,9 @@ def _dpo_trainer_class():
                                ("logps/chosen", logps_chosen.mean()),
                                ("logps/rejected", logps_rejected.mean())):
                 metrics[key].append(value.item())
-            if mode == "train":
-                self._total_train_tokens += int(inputs["attention_mask"].sum())
-            metrics["num_tokens"] = [self._total_train_tokens]
+            total = trl_internals.add_train_tokens(
+                self, int(inputs["attention_mask"].sum()) if mode == "train" else 0)
+            metrics["num_tokens"] = [total]
             return loss
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -770,7 +767,7 @@ def _dpo_trainer_class():
             if not self._ours():
                 return super().training_step(model, inputs, num_items_in_batch)
             model.train()
-            inputs = self._prepare_inputs(inputs)
+            inputs = trl_internals.prepare_inputs(self, inputs)
             halves = _chosen_and_rejected(inputs)
             replay = _RandomState()
             with self.compute_loss_context_manager():
@@ -782,7 +779,7 @@ def _dpo_trainer_class():
                 loss = self._loss_and_log(policy, reference, inputs, "train")
                 (weights,) = torch.autograd.grad(loss, policy)  # d loss / d log p, per sequence
             replay.restore()  # the same dropout masks as the pass above
-            steps = getattr(self, "current_gradient_accumulation_steps", 1)  # set by train()
+            steps = trl_internals.accumulation_steps(self)
             for half, weight in zip(halves, weights.chunk(2)):
                 with self.compute_loss_context_manager():
                     surrogate = (completion_logps(model, half) * weight).sum() / steps
