@@ -7,7 +7,8 @@ library details (TRL, PEFT, transformers) in one place. `show_source(fn)` prints
 Modules: env (profile, device, seed), models (registry, loading), data (JSONL), evals
 (generation, scores, intervals, paired tests, forgetting probes, A/B test sizes), rag
 (retrieval), decide (chapter 00's checklist and costs), plots, train (SFT, DPO and
-distillation through TRL, measured; adapters saved with metadata), memory (the
+distillation through TRL, measured; adapters saved with metadata; the private TRL names its
+fast paths need are all in trl_internals), memory (the
 training-memory calculator), serve (adapter registry with promote and rollback, merging, a
 local OpenAI-compatible endpoint), runs (the run cache: the course's shared fine-tunes and
 prompt answers, computed once by `make runs`), benchmarks (the sections of docs/benchmarks.md),
