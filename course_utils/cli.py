@@ -221,13 +221,13 @@ def cmd_runs(args) -> int:
     """Compute the course's runs (or list them) and print what each took."""
     from . import runs
     if args.list:
-        print(f"{'tickets/ladder':22} {'tickets':8} {'':5} used by 00, 06 (every cheaper rung, "
+        print(f"{runs.LADDER:22} {'tickets':8} {'':5} used by 00, 06 (every cheaper rung, "
               f"answered on val and test)")
         for name, recipe in runs.COURSE_RUNS.items():
             print(f"{name:22} {recipe.dataset:8} {'LoRA' if recipe.lora else 'full':5} "
                   f"used by {recipe.used_by}")
         return 0
-    unknown = [n for n in args.names if n not in runs.COURSE_RUNS and n != "tickets/ladder"]
+    unknown = [n for n in args.names if n not in runs.COURSE_RUNS and n != runs.LADDER]
     if unknown:
         print(f"course runs: no run {', '.join(map(repr, unknown))}; `course runs --list` "
               f"lists them", file=sys.stderr)

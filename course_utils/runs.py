@@ -366,6 +366,7 @@ class Ladder:
 
 
 RETRIEVED_K = (1, 3, 5)  # how many retrieved examples chapter 00 tries on validation
+LADDER = "tickets/ladder"  # the ladder's name in `course runs` (it sits beside COURSE_RUNS)
 
 
 def ticket_ladder(model, tokenizer, profile=None, show: bool = True) -> Ladder:
@@ -463,13 +464,13 @@ def course_runs(names: list[str] | None = None, profile=None, show: bool = True)
     from .models import load_model
     model, tokenizer = load_model()
     report = []
-    if not names or "tickets/ladder" in names:
+    if not names or LADDER in names:
         start = time.time()
         ladder = ticket_ladder(model, tokenizer, profile=profile, show=show)
-        report.append({"name": "tickets/ladder", "cached": None, "seconds": time.time() - start,
+        report.append({"name": LADDER, "cached": None, "seconds": time.time() - start,
                        "train_seconds": 0.0, "digest": f"best: {ladder.best}, k={ladder.best_k}",
                        "steps": None, "best_step": None})
-    for name in [n for n in names or list(COURSE_RUNS) if n != "tickets/ladder"]:
+    for name in [n for n in names or list(COURSE_RUNS) if n != LADDER]:
         start = time.time()
         run = course_run(name, model, tokenizer, profile=profile, show=show)
         report.append({"name": name, "cached": run.cached, "seconds": time.time() - start,
