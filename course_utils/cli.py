@@ -1,10 +1,12 @@
 """The `course` command: what an instructor runs before a workshop.
 
-  course doctor              versions, profile, device, model source, one real generation
+  course doctor              versions, profile, device, model source, one real generation,
+                             and the notebooks whose measured peak memory will not fit here
   course fetch-model         put the offline model in the course cache (idempotent)
   course run [NB ...]        execute notebooks headless, print a time/result summary
                              (--profile cpu --inplace re-executes and saves outputs;
-                             --record docs/benchmarks.md also files the times)
+                             --record docs/benchmarks.md also files the times and the peak
+                             memory of the kernel and what it started)
   course bench [NB ...]      wall time of notebooks per profile, into docs/benchmarks.md
                              (updates the rows measured, keeps the others)
   course validate FILE       check a chat JSONL file: every problem with file:line and a fix
@@ -49,6 +51,16 @@ def cmd_doctor(args) -> int:
     print(env.setup(show=False))
     free_gb = shutil.disk_usage(ROOT).free / 1e9
     print(f"free disk: {free_gb:.1f} GB")
+    import psutil
+    total_gb = psutil.virtual_memory().total / 1e9
+    profile = env.get_profile().name
+    benchmarks_md = ROOT / "docs" / "benchmarks.md"
+    peaks = notebook_peaks(benchmarks_md.read_text(encoding="utf-8"), profile) \
+        if benchmarks_md.exists() else {}
+    print(f"memory: {total_gb:.1f} GB; the largest measured notebook peak in the {profile} "
+          f"profile is " + (f"{max(peaks.values()):.1f} GB" if peaks else "not measured yet"))
+    for line in memory_warnings(peaks, total_gb, profile):
+        print(line)
     print(f"hub reachable: {models.hub_reachable()}  (HF_HUB_OFFLINE="
           f"{os.environ.get('HF_HUB_OFFLINE', '')!r})")
     try:
@@ -78,8 +90,41 @@ def find_notebooks(paths: list[str]) -> list[Path]:
     return found
 
 
-def run_notebook(path: Path, profile: str, inplace: bool, timeout: int = 1800) -> tuple[float, str]:
-    """Execute one notebook in its own folder; return (seconds, 'ok' or the error)."""
+class ChildrenPeakMemory:
+    """The peak resident memory of this process's children (a notebook's kernel and whatever it
+    starts), sampled twice a second in a background thread while the `with` block runs."""
+
+    def __init__(self, every: float = 0.5):
+        import threading
+        self.every, self.peak = every, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        import psutil
+        me = psutil.Process()
+        while not self._stop.wait(self.every):
+            total = 0
+            for child in me.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:  # it exited between the listing and the reading
+                    pass
+            self.peak = max(self.peak, total)
+
+    def __enter__(self) -> "ChildrenPeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_notebook(path: Path, profile: str, inplace: bool,
+                 timeout: int = 1800) -> tuple[float, str, int]:
+    """Execute one notebook in its own folder; return (seconds, 'ok' or the error, the peak
+    memory in bytes of its kernel and the processes it started)."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
@@ -89,11 +134,12 @@ def run_notebook(path: Path, profile: str, inplace: bool, timeout: int = 1800) -
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
-    try:
-        client.execute()
-        status = "ok"
-    except CellExecutionError as err:
-        status = "error: " + str(err).strip().splitlines()[-1][:200]
+    with ChildrenPeakMemory() as memory:
+        try:
+            client.execute()
+            status = "ok"
+        except CellExecutionError as err:
+            status = "error: " + str(err).strip().splitlines()[-1][:200]
     seconds = time.perf_counter() - start
     if inplace and status == "ok":
         nbformat.write(notebook, path)
@@ -102,17 +148,18 @@ def run_notebook(path: Path, profile: str, inplace: bool, timeout: int = 1800) -
         failed.parent.mkdir(exist_ok=True)
         nbformat.write(notebook, failed)
         status += f" (outputs so far in {failed})"
-    return seconds, status
+    return seconds, status, memory.peak
 
 
 def cmd_run(args) -> int:
     """Run notebooks headless and print a summary table; exit 1 if any failed."""
     results, times = [], {}
     for path in find_notebooks(args.paths):
-        seconds, status = run_notebook(path, args.profile, args.inplace)
-        print(f"{_shown(path)}: {seconds:.0f} s, {status}", flush=True)
+        seconds, status, peak = run_notebook(path, args.profile, args.inplace)
+        print(f"{_shown(path)}: {seconds:.0f} s, peak memory {peak / 1e9:.1f} GB, {status}",
+              flush=True)
         results.append(status == "ok")
-        times[_shown(path)] = {args.profile: _minutes(seconds, status)}
+        times[_shown(path)] = {args.profile: _measured(seconds, status, peak)}
     print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
     if args.record and all(results):
         print(f"recorded the times in {record_times(args.record, times)}")
@@ -123,8 +170,44 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT) if path.is_absolute() else path)
 
 
-def _minutes(seconds: float, status: str) -> str:
-    return f"{seconds / 60:.1f} min" if status == "ok" else status
+def _measured(seconds: float, status: str, peak: int = 0) -> str:
+    """A cell of the notebooks table: "6.9 min, 5.8 GB" (the time, and the peak memory when
+    it was measured), or the error."""
+    if status != "ok":
+        return status
+    return f"{seconds / 60:.1f} min" + (f", {peak / 1e9:.1f} GB" if peak else "")
+
+
+def notebook_peaks(text: str, profile: str) -> dict[str, float]:
+    """From docs/benchmarks.md's notebooks table: {notebook: peak memory in GB} for `profile`,
+    for the notebooks whose peak was measured."""
+    import re
+
+    from . import benchmarks
+    start, end = benchmarks.section_markers("notebooks")
+    if start not in text or end not in text:
+        return {}
+    lines = text[text.index(start):text.index(end)].splitlines()
+    header = next((line for line in lines if line.startswith("| notebook")), "")
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    if profile not in columns:
+        return {}
+    peaks = {}
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if re.match(r"\S+\.ipynb$", cells[0]) and len(cells) == len(columns):
+            found = re.search(r"([\d.]+) GB", cells[columns.index(profile)])
+            if found:
+                peaks[cells[0]] = float(found.group(1))
+    return peaks
+
+
+def memory_warnings(peaks: dict[str, float], total_gb: float, profile: str) -> list[str]:
+    """A line for each notebook whose measured peak does not fit in this machine's memory."""
+    return [f"WARNING: {nb} peaked at {gb:.1f} GB in the {profile} profile (docs/benchmarks.md); "
+            f"this machine has {total_gb:.1f} GB: it will swap or be killed. Run it in a smaller "
+            "profile (COURSE_PROFILE=smoke) or on Colab"
+            for nb, gb in sorted(peaks.items()) if gb > 0.9 * total_gb]
 
 
 def cmd_bench(args) -> int:
@@ -132,8 +215,8 @@ def cmd_bench(args) -> int:
     times: dict[str, dict[str, str]] = {}
     for path in find_notebooks(args.paths):
         for profile in args.profiles:
-            seconds, status = run_notebook(path, profile, inplace=False)
-            times.setdefault(_shown(path), {})[profile] = _minutes(seconds, status)
+            seconds, status, peak = run_notebook(path, profile, inplace=False)
+            times.setdefault(_shown(path), {})[profile] = _measured(seconds, status, peak)
             print(f"{path.name} [{profile}]: {times[_shown(path)][profile]}", flush=True)
     print(f"wrote the notebooks section of {record_times(args.out, times)}")
     return 0

@@ -3,6 +3,7 @@
 import argparse
 import importlib.util
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,7 +54,7 @@ def test_the_committed_file_has_both_sections():
 def test_course_bench_writes_only_its_section(tmp_path, monkeypatch, capsys):
     out = tmp_path / "benchmarks.md"
     benchmarks.write_section(out, "data", "## Data checks\n\nkept")
-    monkeypatch.setattr(cli, "run_notebook", lambda path, profile, inplace: (90.0, "ok"))
+    monkeypatch.setattr(cli, "run_notebook", lambda path, profile, inplace: (90.0, "ok", 0))
     args = argparse.Namespace(paths=[str(ROOT / "notebooks" / "00_decide.ipynb")],
                               profiles=["smoke"], out=str(out))
     assert cli.cmd_bench(args) == 0
@@ -66,14 +67,14 @@ def test_course_bench_writes_only_its_section(tmp_path, monkeypatch, capsys):
 def test_recorded_times_update_their_cells_and_keep_the_rest(tmp_path, monkeypatch):
     out = tmp_path / "benchmarks.md"
     cli.record_times(out, {"notebooks/01_data.ipynb": {"smoke": "1.3 min", "cpu": "12.5 min"}})
-    monkeypatch.setattr(cli, "run_notebook", lambda path, profile, inplace: (600.0, "ok"))
+    monkeypatch.setattr(cli, "run_notebook", lambda path, profile, inplace: (600.0, "ok", 3.2e9))
     args = argparse.Namespace(paths=[str(ROOT / "notebooks" / "00_decide.ipynb")],
                               profile="cpu", inplace=False, record=str(out))
     assert cli.cmd_run(args) == 0
     cli.record_times(out, {"notebooks/01_data.ipynb": {"gpu": "1.0 min"}})
     text = out.read_text()
     assert "| notebook | smoke | cpu | gpu |" in text
-    assert "| notebooks/00_decide.ipynb | - | 10.0 min | - |" in text
+    assert "| notebooks/00_decide.ipynb | - | 10.0 min, 3.2 GB | - |" in text
     assert "| notebooks/01_data.ipynb | 1.3 min | 12.5 min | 1.0 min |" in text
     assert text.count("bench:notebooks") == 2
 
@@ -107,3 +108,25 @@ def test_bench_train_runs_both_trainers_side_by_side(tmp_path):
     assert ratio > 0
     assert bench_train.mfu({"device": "NVIDIA H100 80GB HBM3", "n_params": 1e9,
                             "tokens_per_second": 1e5}) == "60.7%"
+
+
+def test_the_peak_memory_of_child_processes_is_measured():
+    import subprocess
+    with cli.ChildrenPeakMemory(every=0.05) as memory:  # a child that holds 200 MB for a second
+        subprocess.run([sys.executable, "-c", "import time; b = bytearray(200_000_000); "
+                        "b[::4096] = b'x' * len(b[::4096]); time.sleep(1)"], check=True)
+    assert memory.peak > 200e6
+
+
+def test_doctor_warns_about_notebooks_that_do_not_fit(tmp_path):
+    out = tmp_path / "benchmarks.md"
+    cli.record_times(out, {"notebooks/04_dpo.ipynb": {"smoke": "1.0 min, 2.9 GB",
+                                                      "cpu": "6.9 min, 5.8 GB"},
+                           "notebooks/00_decide.ipynb": {"cpu": "3.4 min"}})  # peak not measured
+    text = out.read_text()
+    assert cli.notebook_peaks(text, "cpu") == {"notebooks/04_dpo.ipynb": 5.8}
+    assert cli.notebook_peaks(text, "gpu") == {}
+    warned = cli.memory_warnings(cli.notebook_peaks(text, "cpu"), total_gb=4.0, profile="cpu")
+    assert len(warned) == 1 and "04_dpo.ipynb peaked at 5.8 GB" in warned[0] and "4.0 GB" in warned[0]
+    assert cli.memory_warnings(cli.notebook_peaks(text, "cpu"), total_gb=24.0, profile="cpu") == []
+    assert cli.memory_warnings(cli.notebook_peaks(text, "smoke"), total_gb=4.0, profile="smoke") == []
