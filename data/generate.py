@@ -11,6 +11,10 @@ This file holds the logic only (helpers, composing, planning, splitting, writing
 phrase and fact tables it draws from live next to it in `data/tables/`: `tickets.py`, `voice.py`,
 `handbook.py` and `probes.py`.
 
+Tickets and house-voice customers are split by scenario, not by row: `HELD_OUT` in
+`tables/tickets.py` names the validation and test scenarios, and no training row (nor any row
+of the unlabeled pool, `tickets/pool.jsonl`) comes from them.
+
 `data/probes/probes.jsonl` is not written here: `data/make_probes.py` filters the probe
 candidates with the real model.
 """
@@ -38,9 +42,9 @@ from tables.handbook import FACTS, HANDBOOK_INTRO, SECTIONS, Fact  # noqa: E402
 from tables.probes import PROBES  # noqa: E402
 from tables.tickets import (  # noqa: E402
     ANGRY_ASKS, ASKS, CONTEXT, DETAILS, EXTRAS, FIRST_NAMES, FRUSTRATION, FRUSTRATION_QUESTION,
-    FRUSTRATION_URGENT, GREETINGS, INTRO, LAST_NAMES, MOOD_EXTRAS, ONE_LINE_SIGNOFF, ORDER_BOTTOM,
-    ORDER_INLINE, ORDER_TOP, POLITE_OPEN, PRAISE_GENERIC, PRAISE_PRODUCT, PRODUCT_NAMES, PROTECTED,
-    SCENARIOS, SIGNOFF_ANON, SIGNOFF_NAMED, Scenario,
+    FRUSTRATION_URGENT, GREETINGS, HELD_OUT, INTRO, LAST_NAMES, MOOD_EXTRAS, ONE_LINE_SIGNOFF,
+    ORDER_BOTTOM, ORDER_INLINE, ORDER_TOP, POLITE_OPEN, PRAISE_GENERIC, PRAISE_PRODUCT,
+    PRODUCT_NAMES, PROTECTED, SCENARIOS, SIGNOFF_ANON, SIGNOFF_NAMED, Scenario,
 )
 from tables.voice import (  # noqa: E402
     ACKS, BANNED, CASUAL_CLOSE, CASUAL_CORE, CASUAL_OPEN, CASUAL_OPEN_ANON, CASUAL_REACT, CLOSERS,
@@ -261,7 +265,11 @@ def compose_message(sc: Scenario, product: str, sentiment: str, order_id: str | 
 
 # ============================================================================ tickets: the set
 
-TICKETS_PER_CATEGORY = 128      # 5 x 128 = 640 tickets; 12 + 12 per category held out: 520/60/60
+# Rows per split, 20% per category in each. Every split is planned to the same label shares
+# (PRIORITY_PLAN, SENTIMENT_PLAN, PRODUCT_PLAN), but from its own scenarios (HELD_OUT).
+TICKET_SPLITS = {"train": 600, "val": 100, "test": 200}
+POOL_SIZE = 500                 # unlabeled tickets from training scenarios (tickets/pool.jsonl)
+# Shares per 128 tickets of a category (the v1 set had 128 per category).
 PRIORITY_PLAN = {"low": 28, "normal": 42, "high": 40, "urgent": 18}
 # Sentiment given priority: praise never comes with a high/urgent problem.
 SENTIMENT_PLAN = {
@@ -277,6 +285,129 @@ PRODUCT_PLAN = {
     "technical": {"grinder": 30, "kettle": 30, "scale": 30, "app": 38},
     "account": {"app": 70, "subscription": 30, "gift_card": 28},
 }
+NEAR_DUPLICATE = 0.8            # Jaccard over word 3-grams, as course_utils.data.near_duplicates
+
+
+def scenario_ids() -> dict[Scenario, str]:
+    """Each scenario's stable id: "<category>-<priority>-<NN>", NN its place in its cell."""
+    ids, seen = {}, Counter()
+    for sc in SCENARIOS:
+        seen[(sc.category, sc.priority)] += 1
+        assert sc not in ids, sc  # two identical scenarios would share an id
+        ids[sc] = f"{sc.category}-{sc.priority}-{seen[(sc.category, sc.priority)]:02d}"
+    return ids
+
+
+SCENARIO_IDS = scenario_ids()
+
+
+def split_of(sc: Scenario) -> str:
+    """The split a scenario belongs to: "val" or "test" when HELD_OUT names it, else "train"."""
+    sid = SCENARIO_IDS[sc]
+    return next((name for name, held in HELD_OUT.items() if sid in held), "train")
+
+
+def check_held_out() -> None:
+    """HELD_OUT names real scenarios, once each; every cell keeps scenarios in every split."""
+    named = [sid for held in HELD_OUT.values() for sid in held]
+    assert len(named) == len(set(named)), "a scenario is held out twice"
+    assert set(named) <= set(SCENARIO_IDS.values()), set(named) - set(SCENARIO_IDS.values())
+    for c in CATEGORIES:
+        for p in PRIORITIES:
+            cell = [sc for sc in SCENARIOS if (sc.category, sc.priority) == (c, p)]
+            for name in ("train", "val", "test"):
+                assert any(split_of(sc) == name for sc in cell), (c, p, name)
+
+
+def apportion(plan: dict[str, int], size: int) -> dict[str, int]:
+    """Split `size` in the proportions of `plan` (largest remainder; ties go to earlier keys)."""
+    total = sum(plan.values())
+    counts = {k: v * size // total for k, v in plan.items()}
+    keys = list(plan)
+    by_remainder = sorted(keys, key=lambda k: (-(plan[k] * size % total), keys.index(k)))
+    for k in by_remainder[:size - sum(counts.values())]:
+        counts[k] += 1
+    return counts
+
+
+def plan_split(split: str, per_category: int, rng: random.Random, need_reply: bool = False
+               ) -> list[tuple[str, Scenario, str, str]]:
+    """(category, scenario, product, sentiment) for every row of one split, from the split's own
+    scenarios, balanced to the plans: priorities per category and sentiments per priority
+    exactly, products as close to their quota as the split's scenarios allow."""
+    priorities = apportion(PRIORITY_PLAN, per_category)
+    slots: dict[str, list[tuple[str, str]]] = {c: [] for c in CATEGORIES}
+    for priority in PRIORITIES:
+        total = priorities[priority] * len(CATEGORIES)
+        sentiments = [s for s, k in apportion(SENTIMENT_PLAN[priority], total).items()
+                      for _ in range(k)]
+        rng.shuffle(sentiments)
+        for c in CATEGORIES:
+            slots[c] += [(priority, sentiments.pop()) for _ in range(priorities[priority])]
+    out = []
+    for category in CATEGORIES:
+        cells = {p: [s for s in SCENARIOS if s.category == category and s.priority == p
+                     and split_of(s) == split and (s.reply or not need_reply)]
+                 for p in PRIORITIES}
+        assert all(cells.values()), (split, category, need_reply)
+        products = {p: sorted({x for s in cell for x in s.products}) for p, cell in cells.items()}
+        quota = apportion(PRODUCT_PLAN[category], per_category)
+        rng.shuffle(slots[category])
+        # The most constrained slots first, so they get their products before quotas run out.
+        slots[category].sort(key=lambda slot: len(products[slot[0]]))
+        # Every scenario gets at least half its fair share of its cell's rows.
+        size = Counter(priority for priority, _ in slots[category])
+        floor = {p: size[p] // (2 * len(cell)) for p, cell in cells.items()}
+        used: Counter = Counter()
+        for priority, sentiment in slots[category]:
+            short = [s for s in cells[priority] if used[s] < floor[priority]]
+            options = sorted({x for s in short for x in s.products}) or products[priority]
+            # Greedy: the product furthest below its quota (ties broken at random).
+            product = max(options, key=lambda x: (quota.get(x, 0), rng.random()))
+            quota[product] = quota.get(product, 0) - 1
+            # The least-used scenario for this product, so every template gets its turn.
+            fits = [s for s in (short or cells[priority]) if product in s.products]
+            sc = min(fits, key=lambda s: (used[s], rng.random()))
+            used[sc] += 1
+            out.append((category, sc, product, sentiment))
+    return out
+
+
+def shingles(text: str) -> frozenset:
+    """Word 3-grams of a text, case folded (a text under 3 words is one shingle)."""
+    words = re.findall(r"\w+", text.casefold())
+    return frozenset(tuple(words[i:i + 3]) for i in range(max(len(words) - 2, 1)))
+
+
+class Texts:
+    """The texts written so far: refuses a repeat, or a near copy of a same-scenario text."""
+
+    def __init__(self):
+        self.seen: set[str] = set()
+        self.by_scenario: dict[Scenario, list[frozenset]] = {}
+
+    def add(self, text: str, sc: Scenario) -> bool:
+        """Keep the text and return True, unless it repeats or nearly repeats one kept before."""
+        grams = shingles(text)
+        kept = self.by_scenario.setdefault(sc, [])
+        if text in self.seen or any(len(grams & k) / len(grams | k) >= NEAR_DUPLICATE
+                                    for k in kept):
+            return False
+        self.seen.add(text)
+        kept.append(grams)
+        return True
+
+
+def write_ticket(sc: Scenario, product: str, sentiment: str, order_ids: list[str],
+                 texts: Texts, rng: random.Random) -> tuple[str, str | None]:
+    """A new ticket text for a planned slot (redrawn until it is not a near copy)."""
+    for _ in range(1000):
+        order_id = order_ids.pop() if rng.random() < sc.order else None
+        msg = compose_message(sc, product, sentiment, order_id, rng)
+        if texts.add(msg.text, sc):
+            check_ticket_text(msg.text, sc.priority, order_id)
+            return msg.text, order_id
+    raise RuntimeError(f"no new text for {SCENARIO_IDS[sc]}: the scenario needs more variety")
 
 
 def triage_record(category: str, priority: str, product: str, order_id: str | None,
@@ -287,61 +418,46 @@ def triage_record(category: str, priority: str, product: str, order_id: str | No
     return json.dumps(record)
 
 
-def plan_slots(category: str, size: int, rng: random.Random, need_reply: bool = False
-               ) -> list[tuple[Scenario, str, str]]:
-    """(scenario, product, sentiment) for every row of one category, balanced to the plans."""
-    scale = size / TICKETS_PER_CATEGORY
-    slots: list[tuple[str, str]] = []
-    for priority, n in PRIORITY_PLAN.items():
-        sentiments = [s for s, k in SENTIMENT_PLAN[priority].items() for _ in range(k)]
-        rng.shuffle(sentiments)
-        count = round(n * scale)
-        slots += [(priority, sentiments[i % len(sentiments)]) for i in range(count)]
-    slots = slots[:size] + [slots[-1]] * (size - len(slots))
-    rng.shuffle(slots)
-    quota = {p: round(k * scale) for p, k in PRODUCT_PLAN[category].items()}
-    used: Counter = Counter()
-    out = []
-    for priority, sentiment in slots:
-        cell = [s for s in SCENARIOS if s.category == category and s.priority == priority
-                and (s.reply or not need_reply)]
-        available = sorted({p for s in cell for p in s.products})
-        # Greedy: the product furthest below its quota (ties broken at random).
-        product = max(available, key=lambda p: (quota.get(p, 0), rng.random()))
-        quota[product] = quota.get(product, 0) - 1
-        # The least-used scenario for this product, so every template gets its turn.
-        fits = [s for s in cell if product in s.products]
-        sc = min(fits, key=lambda s: (used[id(s)], rng.random()))
-        used[id(sc)] += 1
-        out.append((sc, product, sentiment))
-    return out
-
-
-def make_tickets() -> dict[str, list[dict]]:
-    """The 640 triage tickets, split 520/60/60 stratified by category."""
+def make_tickets() -> tuple[dict[str, list[dict]], Texts, set[str]]:
+    """The triage tickets, split by scenario: (splits, the texts written, the order ids used)."""
+    check_held_out()
     rng = rng_for("tickets")
-    order_ids = [f"BB-{n}" for n in rng.sample(range(10000, 100000), 2000)]
-    plan = [(c, *slot) for c in CATEGORIES for slot in plan_slots(c, TICKETS_PER_CATEGORY, rng)]
-    rng.shuffle(plan)  # ids do not reveal the category
-    rows, seen = [], set()
-    for n, (category, sc, product, sentiment) in enumerate(plan, start=1):
-        while True:
-            order_id = order_ids.pop() if rng.random() < sc.order else None
-            msg = compose_message(sc, product, sentiment, order_id, rng)
-            if msg.text not in seen:
-                break
-        seen.add(msg.text)
-        check_ticket_text(msg.text, sc.priority, order_id)
-        rows.append({
-            "id": f"t{n:04d}", "label": category,
+    order_ids = [f"BB-{n}" for n in rng.sample(range(10000, 100000), 3000)]
+    plan = [(name, *slot) for name, size in TICKET_SPLITS.items()
+            for slot in plan_split(name, size // len(CATEGORIES), rng)]
+    rng.shuffle(plan)  # ids reveal neither the split nor the category
+    splits: dict[str, list[dict]] = {name: [] for name in TICKET_SPLITS}
+    texts = Texts()
+    for n, (name, category, sc, product, sentiment) in enumerate(plan, start=1):
+        text, order_id = write_ticket(sc, product, sentiment, order_ids, texts, rng)
+        splits[name].append({
+            "id": f"t{n:04d}", "label": category, "scenario": SCENARIO_IDS[sc],
             "messages": [
                 {"role": "system", "content": TICKET_SYSTEM},
-                {"role": "user", "content": msg.text},
+                {"role": "user", "content": text},
                 {"role": "assistant", "content": triage_record(
                     category, sc.priority, product, order_id, sentiment)},
             ],
         })
-    return stratified_split(rows, rng, group=lambda r: r["label"], n_val=12, n_test=12)
+    used = set(ORDER_ID_PATTERN.findall(" ".join(texts.seen)))
+    return splits, texts, used
+
+
+def make_pool(texts: Texts, used_order_ids: set[str]) -> list[dict]:
+    """Unlabeled tickets from training scenarios only, none repeating a ticket: new "production"
+    tickets for chapter 05's teacher to label (system and user turns, no answer)."""
+    rng = rng_for("pool")
+    order_ids = [f"BB-{n}" for n in rng.sample(range(10000, 100000), 3000)
+                 if f"BB-{n}" not in used_order_ids]
+    plan = plan_split("train", POOL_SIZE // len(CATEGORIES), rng)
+    rng.shuffle(plan)
+    rows = []
+    for n, (_, sc, product, sentiment) in enumerate(plan, start=1):
+        text, _ = write_ticket(sc, product, sentiment, order_ids, texts, rng)
+        rows.append({"id": f"u{n:04d}", "scenario": SCENARIO_IDS[sc],
+                     "messages": [{"role": "system", "content": TICKET_SYSTEM},
+                                  {"role": "user", "content": text}]})
+    return rows
 
 
 def check_ticket_text(text: str, priority: str, order_id: str | None) -> None:
@@ -352,22 +468,20 @@ def check_ticket_text(text: str, priority: str, order_id: str | None) -> None:
         assert not NON_URGENT_FORBIDDEN.search(text), text
 
 
-def stratified_split(rows: list[dict], rng: random.Random, group, n_val: int, n_test: int
-                     ) -> dict[str, list[dict]]:
-    """Train/val/test with n_val and n_test rows of every group held out; rows keep id order."""
-    splits: dict[str, list[dict]] = {"train": [], "val": [], "test": []}
-    for name in sorted({group(r) for r in rows}):
-        members = [r for r in rows if group(r) == name]
-        rng.shuffle(members)
-        splits["val"] += members[:n_val]
-        splits["test"] += members[n_val:n_val + n_test]
-        splits["train"] += members[n_val + n_test:]
-    return {name: sorted(part, key=lambda r: r["id"]) for name, part in splits.items()}
+def label_counts(rows: list[dict]) -> dict[str, Counter]:
+    """Counts of every record key's values (order_id: present or not) over ticket rows."""
+    records = [json.loads(r["messages"][2]["content"]) for r in rows]
+    counts = {key: Counter(r[key] for r in records)
+              for key in ("category", "priority", "product", "sentiment")}
+    counts["order_id"] = Counter("present" if r["order_id"] else "null" for r in records)
+    return counts
 
 
 # ============================================================================ house voice
 
-VOICE_PER_CATEGORY = 60         # 5 x 60 = 300 pairs; 6 + 6 per category held out: 240/30/30
+# Customers per split, 20% per category; each split's customers write about its own scenarios
+# (HELD_OUT), like the tickets, so the voice test asks for replies to problems never trained on.
+VOICE_SPLITS = {"train": 240, "val": 30, "test": 100}
 # The house-voice rules (SIGN_OFF and BANNED are in tables/voice.py).
 # "One concrete next step with a timeframe": the reply must name when something happens.
 TIMEFRAME = re.compile(
@@ -457,40 +571,40 @@ def rejected_reply(msg: Message, kind: str, rng: random.Random) -> str:
 
 
 def make_voice() -> dict[str, list[dict]]:
-    """300 customer messages, each with a house-voice reply and an off-voice one."""
+    """Customer messages, each with a house-voice reply and an off-voice one, split by scenario."""
     rng = rng_for("voice")
-    plan = [(c, *slot) for c in CATEGORIES
-            for slot in plan_slots(c, VOICE_PER_CATEGORY, rng, need_reply=True)]
+    plan = []
+    for name, size in VOICE_SPLITS.items():
+        part = plan_split(name, size // len(CATEGORIES), rng, need_reply=True)
+        kinds = (["generic", "off_brand"] * size)[:size]  # half and half in every split
+        rng.shuffle(kinds)
+        plan += [(name, *slot, kind) for slot, kind in zip(part, kinds)]
     rng.shuffle(plan)
-    kinds = ["generic", "off_brand"] * (len(plan) // 2)
-    rng.shuffle(kinds)
-    order_ids = [f"BB-{n}" for n in rng.sample(range(10000, 100000), 1000)]
-    rows, seen = [], set()
-    for n, ((category, sc, product, sentiment), kind) in enumerate(zip(plan, kinds), start=1):
+    order_ids = [f"BB-{n}" for n in rng.sample(range(10000, 100000), 1500)]
+    splits: dict[str, list[dict]] = {name: [] for name in VOICE_SPLITS}
+    texts = Texts()
+    for n, (name, _, sc, product, sentiment, kind) in enumerate(plan, start=1):
         while True:
             order_id = order_ids.pop() if rng.random() < sc.order else None
             msg = compose_message(sc, product, sentiment, order_id, rng,
                                   want_name=rng.random() < 0.7)
-            if msg.text not in seen:
+            if texts.add(msg.text, sc):
                 break
-        seen.add(msg.text)
         prompt = [{"role": "system", "content": VOICE_SYSTEM}, {"role": "user", "content": msg.text}]
-        rows.append({
-            "id": f"v{n:03d}", "prompt": prompt,
+        splits[name].append({
+            "id": f"v{n:03d}", "scenario": SCENARIO_IDS[sc], "sentiment": sentiment,
+            "prompt": prompt,
             "chosen": [{"role": "assistant", "content": house_reply(msg, rng)}],
             "rejected": [{"role": "assistant", "content": rejected_reply(msg, kind, rng)}],
-            "rejected_kind": kind, "_category": category,
+            "rejected_kind": kind,
         })
-    splits = stratified_split(rows, rng, group=lambda r: r["_category"], n_val=6, n_test=6)
-    for part in splits.values():
-        for row in part:
-            del row["_category"]
     return splits
 
 
 def sft_row(pair: dict) -> dict:
     """The SFT view of a preference pair: the prompt followed by the chosen reply."""
-    return {"id": pair["id"], "messages": pair["prompt"] + pair["chosen"]}
+    return {"id": pair["id"], "scenario": pair["scenario"], "sentiment": pair["sentiment"],
+            "messages": pair["prompt"] + pair["chosen"]}
 
 
 # ============================================================================ handbook
@@ -579,19 +693,40 @@ def write(out: Path, rel: str, content: str | list[dict], note: str = "") -> Non
     print(f"{rel:<36} {size:>10}  {note}")
 
 
+def print_label_counts(splits: dict[str, list[dict]]) -> None:
+    """A table of the label counts in every ticket split (data/README.md shows the same)."""
+    counts = {name: label_counts(rows) for name, rows in splits.items()}
+    values = {"category": CATEGORIES, "priority": PRIORITIES, "product": PRODUCTS,
+              "sentiment": SENTIMENTS, "order_id": ("present",)}
+    print(f"{'tickets: labels':<24}" + "".join(f"{name:>8}" for name in splits))
+    for key, names in values.items():
+        for value in names:
+            cells = "".join(f"{counts[n][key][value]:>8}" for n in splits)
+            print(f"  {key + ' ' + value:<22}{cells}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Regenerate every dataset file under --out (default: this data/ folder)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DATA_DIR, help="output folder (default: data/)")
     out = parser.parse_args(argv).out
-    tickets = make_tickets()
+    tickets, texts, order_ids = make_tickets()
     for name, rows in tickets.items():
         labels = Counter(r["label"] for r in rows)
-        write(out, f"tickets/{name}.jsonl", rows, " ".join(f"{k}={labels[k]}" for k in CATEGORIES))
+        scenarios = len({r["scenario"] for r in rows})
+        write(out, f"tickets/{name}.jsonl", rows,
+              f"{scenarios} scenarios; " + " ".join(f"{k}={labels[k]}" for k in CATEGORIES))
+    pool_rows = make_pool(texts, order_ids)
+    write(out, "tickets/pool.jsonl", pool_rows,
+          f"{len({r['scenario'] for r in pool_rows})} training scenarios, unlabeled")
+    print_label_counts(tickets)
     voice = make_voice()
     for name, rows in voice.items():
         kinds = Counter(r["rejected_kind"] for r in rows)
-        write(out, f"voice/pairs_{name}.jsonl", rows, f"generic={kinds['generic']} off_brand={kinds['off_brand']}")
+        moods = Counter(r["sentiment"] for r in rows)
+        write(out, f"voice/pairs_{name}.jsonl", rows,
+              f"generic={kinds['generic']} off_brand={kinds['off_brand']} "
+              + " ".join(f"{k}={moods[k]}" for k in SENTIMENTS))
         write(out, f"voice/sft_{name}.jsonl", [sft_row(r) for r in rows])
     for rel, content in make_handbook().items():
         note = ""

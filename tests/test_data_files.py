@@ -6,6 +6,7 @@ checks the committed files against it, then checks each dataset's schema and inv
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import subprocess
@@ -15,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import evals
+from course_utils import data, evals
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"
+TABLES = ROOT / "data" / "tables"
 
 TICKET_SYSTEM = "Triage the support ticket. Reply with the JSON triage record only."
 VOICE_SYSTEM = "You are Brightbrew Support. Reply to the customer in the Brightbrew house voice."
@@ -30,8 +32,16 @@ ALLOWED = {
     "sentiment": {"negative", "neutral", "positive"},
 }
 ORDER_ID = re.compile(r"BB-\d{5}")
+SCENARIO_ID = re.compile(
+    r"(billing|shipping|returns|technical|account)-(low|normal|high|urgent)-\d{2}")
+SPLITS = ("train", "val", "test")
+TICKET_SIZES = {"train": 600, "val": 100, "test": 200}
+VOICE_SIZES = {"train": 240, "val": 30, "test": 100}
+# The label shares every ticket split is planned to (data/generate.py, per 128 of a category).
+PRIORITY_SHARE = {"low": 28 / 128, "normal": 42 / 128, "high": 40 / 128, "urgent": 18 / 128}
+SENTIMENT_SHARE = {"positive": 30 / 128, "neutral": 46 / 128, "negative": 52 / 128}
 GENERATED = sorted(
-    [f"tickets/{s}.jsonl" for s in ("train", "val", "test")]
+    [f"tickets/{s}.jsonl" for s in ("train", "val", "test", "pool")]
     + [f"voice/{kind}_{s}.jsonl" for kind in ("pairs", "sft") for s in ("train", "val", "test")]
     + [f"handbook/{name}" for name in (
         "handbook.md", "sections.jsonl", "handbook_v2.md", "sections_v2.jsonl",
@@ -78,12 +88,29 @@ def tickets() -> dict[str, list[dict]]:
     return split("tickets", pattern="tickets/{}.jsonl")
 
 
+@pytest.fixture(scope="module")
+def pool() -> list[dict]:
+    return load("tickets/pool.jsonl")
+
+
+def scenarios(rows: list[dict]) -> set[str]:
+    """The scenario ids of some rows."""
+    return {r["scenario"] for r in rows}
+
+
+def cell(scenario: str) -> tuple[str, str]:
+    """(category, priority) of a scenario id such as "billing-low-03"."""
+    category, priority, _ = scenario.split("-")
+    return category, priority
+
+
 def test_ticket_split_sizes_and_strata(tickets):
-    assert {k: len(v) for k, v in tickets.items()} == {"train": 520, "val": 60, "test": 60}
-    for name, size in (("val", 12), ("test", 12), ("train", 104)):
-        assert Counter(r["label"] for r in tickets[name]) == {c: size for c in ALLOWED["category"]}
+    assert {k: len(v) for k, v in tickets.items()} == TICKET_SIZES
+    for name, size in TICKET_SIZES.items():
+        per_category = {c: size // 5 for c in ALLOWED["category"]}
+        assert Counter(r["label"] for r in tickets[name]) == per_category, name
     ids = [r["id"] for rows in tickets.values() for r in rows]
-    assert len(set(ids)) == 640
+    assert len(set(ids)) == sum(TICKET_SIZES.values())
     for rows in tickets.values():
         assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
 
@@ -91,7 +118,7 @@ def test_ticket_split_sizes_and_strata(tickets):
 def test_ticket_records_are_strict_and_grounded(tickets):
     for rows in tickets.values():
         for row in rows:
-            assert set(row) == {"id", "label", "messages"}
+            assert list(row) == ["id", "label", "scenario", "messages"]
             system, user, assistant = row["messages"]
             assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
             assert system["content"] == TICKET_SYSTEM
@@ -101,6 +128,11 @@ def test_ticket_records_are_strict_and_grounded(tickets):
             for key, allowed in ALLOWED.items():
                 assert record[key] in allowed, (row["id"], key, record[key])
             assert record["category"] == row["label"]
+            # A scenario fixes the category and priority: its id names them.
+            assert SCENARIO_ID.fullmatch(row["scenario"]), row["id"]
+            assert cell(row["scenario"]) == (record["category"], record["priority"]), row["id"]
+            if record["priority"] in ("high", "urgent"):
+                assert record["sentiment"] != "positive", row["id"]
             text, order_id = user["content"], record["order_id"]
             if order_id is None:
                 assert not ORDER_ID.search(text), row["id"]
@@ -110,22 +142,85 @@ def test_ticket_records_are_strict_and_grounded(tickets):
             assert 8 <= len(text.split()) <= 150, row["id"]
 
 
-def test_no_ticket_text_in_two_splits(tickets):
+def test_ticket_splits_share_no_scenario(tickets):
+    used = {name: scenarios(rows) for name, rows in tickets.items()}
+    assert not used["train"] & used["val"]
+    assert not used["train"] & used["test"]
+    assert not used["val"] & used["test"]
+    for name in ("val", "test"):  # spelled out: no held-out scenario ever wrote a training ticket
+        for scenario in used[name]:
+            assert scenario not in used["train"], (name, scenario)
+
+
+def test_ticket_scenarios_cover_every_cell(tickets):
+    cells = {name: {cell(s) for s in scenarios(rows)} for name, rows in tickets.items()}
+    every = {(c, p) for c in ALLOWED["category"] for p in ALLOWED["priority"]}
+    assert cells["train"] == every  # training keeps a scenario of every (category, priority)
+    for name in ("val", "test"):
+        assert {c for c, _ in cells[name]} == ALLOWED["category"], name
+        assert {p for _, p in cells[name]} == ALLOWED["priority"], name
+    assert len(scenarios(tickets["test"])) >= 20 and len(scenarios(tickets["val"])) >= 15
+
+
+def test_held_out_scenarios_match_the_table(tickets):
+    spec = importlib.util.spec_from_file_location("brightbrew_ticket_tables",
+                                                  TABLES / "tickets.py")
+    table = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # dataclasses need it
+    spec.loader.exec_module(table)
+    for name, held in table.HELD_OUT.items():
+        assert scenarios(tickets[name]) == set(held), name  # each one used, no other
+
+
+def test_no_ticket_text_in_two_splits(tickets, pool):
     texts = {name: {r["messages"][1]["content"] for r in rows} for name, rows in tickets.items()}
-    assert sum(len(t) for t in texts.values()) == 640  # no duplicates inside a split either
-    assert not texts["train"] & texts["val"]
-    assert not texts["train"] & texts["test"]
-    assert not texts["val"] & texts["test"]
+    texts["pool"] = {r["messages"][1]["content"] for r in pool}
+    assert sum(len(t) for t in texts.values()) == sum(TICKET_SIZES.values()) + len(pool)
+    names = list(texts)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert not texts[a] & texts[b], (a, b)
 
 
-def test_ticket_labels_are_balanced(tickets):
-    records = [json.loads(r["messages"][2]["content"]) for rows in tickets.values() for r in rows]
-    for key in ALLOWED:
-        shares = Counter(r[key] for r in records)
-        assert set(shares) == ALLOWED[key]
-        for value, n in shares.items():
-            assert n / len(records) >= 0.08, (key, value, n)
-    assert 0.10 <= Counter(r["priority"] for r in records)["urgent"] / len(records) <= 0.15
+def test_no_near_copies_between_ticket_splits(tickets, pool):
+    train, val, test = (tickets[name] for name in SPLITS)
+    assert data.leakage(train, val, test) == []  # Jaccard >= 0.8 over the ticket texts
+    assert data.leakage(pool, val, test) == []
+    assert data.leakage(val, test, names=["test"]) == []
+    assert data.near_duplicates(train) == []
+
+
+def test_ticket_labels_are_balanced_in_every_split(tickets):
+    for name, rows in tickets.items():
+        records = [json.loads(r["messages"][2]["content"]) for r in rows]
+        n = len(records)
+        for key in ALLOWED:
+            shares = Counter(r[key] for r in records)
+            assert set(shares) == ALLOWED[key], (name, key)
+            for value, k in shares.items():
+                assert k / n >= 0.08, (name, key, value, k)
+        priorities = Counter(r["priority"] for r in records)
+        sentiments = Counter(r["sentiment"] for r in records)
+        for value, share in PRIORITY_SHARE.items():
+            assert abs(priorities[value] / n - share) <= 0.03, (name, value, priorities[value])
+        for value, share in SENTIMENT_SHARE.items():
+            assert abs(sentiments[value] / n - share) <= 0.03, (name, value, sentiments[value])
+        products = Counter(r["product"] for r in records)
+        assert all(0.10 <= k / n <= 0.30 for k in products.values()), (name, products)
+
+
+def test_pool_is_unlabeled_and_from_training_scenarios(tickets, pool):
+    assert len(pool) >= 500
+    train_scenarios = scenarios(tickets["train"])
+    for row in pool:
+        assert list(row) == ["id", "scenario", "messages"], row["id"]
+        assert re.fullmatch(r"u\d{4}", row["id"])
+        assert [m["role"] for m in row["messages"]] == ["system", "user"], row["id"]  # no answer
+        assert row["messages"][0]["content"] == TICKET_SYSTEM
+        assert row["scenario"] in train_scenarios, row["id"]
+        text = row["messages"][1]["content"]
+        assert len(ORDER_ID.findall(text)) <= 1 and 8 <= len(text.split()) <= 150, row["id"]
+    assert [r["id"] for r in pool] == sorted(r["id"] for r in pool)
+    assert scenarios(pool) == train_scenarios  # every training scenario, no other
 
 
 # ---------------------------------------------------------------------------- house voice
@@ -141,23 +236,47 @@ def voice() -> dict[str, list[dict]]:
 
 
 def test_voice_sizes_and_sft_mirror(voice):
-    assert {k: len(v) for k, v in voice.items()} == {"train": 240, "val": 30, "test": 30}
+    assert {k: len(v) for k, v in voice.items()} == VOICE_SIZES
+    assert len(voice["test"]) >= 100 and len(voice["train"]) >= 240
     for name, pairs in voice.items():
         sft = load(f"voice/sft_{name}.jsonl")
-        assert [r["id"] for r in sft] == [r["id"] for r in pairs]
+        assert [r["id"] for r in sft] == [r["id"] for r in pairs]  # row for row
         for s, p in zip(sft, pairs):
-            assert set(s) == {"id", "messages"} and s["messages"] == p["prompt"] + p["chosen"]
+            assert list(s) == ["id", "scenario", "sentiment", "messages"]
+            assert s["messages"] == p["prompt"] + p["chosen"]
+            assert (s["scenario"], s["sentiment"]) == (p["scenario"], p["sentiment"])
     ids = [r["id"] for rows in voice.values() for r in rows]
-    assert len(set(ids)) == 300
+    assert len(set(ids)) == sum(VOICE_SIZES.values())
     prompts = [r["prompt"][1]["content"] for rows in voice.values() for r in rows]
-    assert len(set(prompts)) == 300
+    assert len(set(prompts)) == sum(VOICE_SIZES.values())
+
+
+def test_voice_rows_carry_scenario_and_sentiment(voice):
+    for name, rows in voice.items():
+        for row in rows:
+            assert row["sentiment"] in ALLOWED["sentiment"], row["id"]
+            assert SCENARIO_ID.fullmatch(row["scenario"]), row["id"]
+            if cell(row["scenario"])[1] in ("high", "urgent"):  # praise never with a big problem
+                assert row["sentiment"] != "positive", row["id"]
+        assert set(Counter(r["sentiment"] for r in rows)) == ALLOWED["sentiment"], name
+
+
+def test_voice_splits_follow_the_ticket_scenarios(voice, tickets):
+    used = {name: scenarios(rows) for name, rows in voice.items()}
+    assert not used["train"] & used["val"] and not used["train"] & used["test"]
+    assert not used["val"] & used["test"]
+    for name in SPLITS:  # a voice customer writes about a scenario of the same ticket split
+        assert used[name] <= scenarios(tickets[name]), name
+    for name in ("val", "test"):
+        assert {cell(s)[0] for s in used[name]} == ALLOWED["category"], name
 
 
 def test_voice_chosen_follow_the_house_rules_and_rejected_break_them(voice):
     kinds = Counter()
     for rows in voice.values():
         for row in rows:
-            assert set(row) == {"id", "prompt", "chosen", "rejected", "rejected_kind"}
+            assert list(row) == ["id", "scenario", "sentiment", "prompt", "chosen", "rejected",
+                                 "rejected_kind"]
             assert [m["role"] for m in row["prompt"]] == ["system", "user"]
             assert row["prompt"][0]["content"] == VOICE_SYSTEM
             assert [m["role"] for m in row["chosen"] + row["rejected"]] == ["assistant"] * 2
@@ -167,7 +286,8 @@ def test_voice_chosen_follow_the_house_rules_and_rejected_break_them(voice):
             name = re.match(r"Hi (\w+),", chosen).group(1)
             assert name == "there" or name.lower() in row["prompt"][1]["content"].lower()
             kinds[row["rejected_kind"]] += 1
-    assert set(kinds) == {"generic", "off_brand"} and abs(kinds["generic"] - 150) <= 15
+    total = sum(VOICE_SIZES.values())
+    assert set(kinds) == {"generic", "off_brand"} and abs(kinds["generic"] - total / 2) <= 15
 
 
 # ---------------------------------------------------------------------------- handbook

@@ -5,9 +5,11 @@ generator step reads what:
 
 - `PRODUCT_NAMES`: `Namer`, which expands the `[P]` / `[N]` product placeholders.
 - `FIRST_NAMES`, `LAST_NAMES`: `compose_message`, the customer's name.
-- `Scenario`, `S(...)`, `SCENARIOS`: the scenario bank; `plan_slots` picks a scenario for every
+- `Scenario`, `S(...)`, `SCENARIOS`: the scenario bank; `plan_split` picks a scenario for every
   ticket (and every house-voice prompt), and its fixed labels become the triage record. The
   `reply` cores are the heart of the house-voice replies (`house_reply`).
+- `HELD_OUT`: which scenarios (by id, `scenario_ids`) belong to validation and test; all others
+  are training scenarios (`split_of`).
 - `PRAISE_*`, `FRUSTRATION*`, `ANGRY_ASKS`: `tone_sentence`, the sentence that carries the
   sentiment.
 - `POLITE_OPEN`, `CONTEXT`, `EXTRAS`, `DETAILS`, `MOOD_EXTRAS`, `ASKS`, `ORDER_INLINE`:
@@ -219,6 +221,10 @@ SCENARIOS: list[Scenario] = [
     S("billing", "urgent", (*PHYS, "subscription"), [
         "My card has been charged {three|3} times for the same order of [P]. This needs sorting today.",
     ], order=0.9),
+    S("billing", "urgent", PHYS, [  # v2: needed today (the low-priority invoice request's twin)
+        "I need a proper invoice for [P] today. My {company|employer}'s expense deadline is {tonight|at 5pm today} and the order page only shows a receipt.",
+        "Can you email me a VAT invoice for [P] ASAP? Finance {won't|will not} pay me back unless I send it in today.",
+    ], order=0.9, reply="I've emailed the full invoice for your <prod> today. It should be in your inbox within 10 minutes, ready to forward."),
     # ------------------------------------------------------------------ shipping
     S("shipping", "low", ("grinder", "scale"), [  # not the kettle: it is not sold abroad
         "Do you ship [N] to {Canada|the UK|Ireland|Germany}? And roughly how long does it take?",
@@ -292,6 +298,10 @@ SCENARIOS: list[Scenario] = [
     S("shipping", "urgent", PHYS, [
         "The courier is about to send [N] back to you as undeliverable. I'm home all day today, please stop the return ASAP.",
     ], order=0.9, owned=False, reply="I've told the courier to keep your parcel and redeliver today. You'll get a text with the time slot within 1 hour."),
+    S("shipping", "urgent", PHYS, [  # v2
+        "[N] is waiting at the courier's depot and I fly abroad tonight for {three weeks|a month}. Can I collect it from the depot today?",
+        "I'm moving abroad tomorrow morning and [N] is still out for delivery. Please ask the driver to bring it before tonight.",
+    ], order=0.9, owned=False, reply="I've asked the courier to get your parcel to you today, or to hold it at the depot for collection. I'll text you the details within 1 hour."),
     # ------------------------------------------------------------------ returns
     S("returns", "low", PHYS, [
         "What's your return policy on [N] if I just change my mind? Haven't bought it yet.",
@@ -330,6 +340,10 @@ SCENARIOS: list[Scenario] = [
     S("returns", "normal", PHYS, [
         "I sent [P] back {two weeks|ten days} ago. Any update on the refund?",
     ], order=0.9, owned=False),
+    S("returns", "normal", "subscription", [  # v2
+        "The bag in this month's box from [P] was already past its best-before date. Could you swap it for a fresh one?",
+        "One of the bags in my bean box {was only half full|had a torn valve|arrived unsealed}. Can I exchange it?",
+    ], order=0.7, reply="I'm sending a fresh bag today, and there's no need to send the old one back. It should arrive within 3 working days."),
     # high
     S("returns", "high", PHYS, [
         "I was sent the wrong item: I ordered [N] and got {a box of paper filters|someone else's order|a bag of cleaning tablets}.",
@@ -454,6 +468,10 @@ SCENARIOS: list[Scenario] = [
         "[P] is showing other customers' names and addresses in my order history. That looks like a data leak, please look at it ASAP.",
         "[P] is sending me {dozens of|hundreds of} notifications a minute and my phone is unusable. I need a fix ASAP.",
     ], order=0.0, reply="Our app team is working on this right now. I'll update you within 2 hours."),
+    S("technical", "urgent", "kettle", [  # v2
+        "Water is leaking from the base of [P] while it's plugged in, and I felt a tingle, like a small shock, when I touched the handle.",
+        "[P] leaks onto the plug socket every time I fill it. I'm scared someone will get a shock.",
+    ], order=0.4, reply="Please unplug the <prod> at the wall and don't use it again. A replacement ships today, and a courier will collect the leaking one within 2 working days."),
     # ------------------------------------------------------------------ account
     S("account", "low", "app", [
         "Can I change the display name on my profile in [P]? Just curious.",
@@ -470,6 +488,10 @@ SCENARIOS: list[Scenario] = [
         "How do I check the balance of a gift card on my account?",
         "Can I add a gift card to my account now and spend it later? Just asking.",
     ], order=0.0, owned=False, reply="You'll find it under Account, then Wallet. Cards you add there stay valid for 5 years, and I can check a balance for you within 1 working day."),
+    S("account", "low", "app", [  # v2
+        "Where in [P] can I see how many Brew Points I have? Just curious.",
+        "Is there a page in [P] that shows my Brew Points history? No problem, just wondering.",
+    ], order=0.0, reply="Your Brew Points are on the Rewards tab of the app, with what each voucher costs. I can also email you your current balance within 1 working day."),
     # normal
     S("account", "normal", "app", [
         "I'd like to change the email address I use for [P]. I'm moving away from my old {Hotmail|work|university} address.",
@@ -500,6 +522,14 @@ SCENARIOS: list[Scenario] = [
     S("account", "high", "gift_card", [
         "My gift card balance of {$80|$120} has vanished from my account. It was there last week.",
     ], order=0.0, owned=False, reply="I can see the balance and I've restored it. It will show in your account within 1 hour."),
+    S("account", "high", "app", [  # v2
+        "[P] logs me out every time I open it and then says my session has expired. I can't get into my account at all.",
+        "The verification code from [P] never arrives, so I can't sign in at all. I've tried {five|six|ten} times.",
+    ], order=0.0, context=True, reply="I've reset your sign-in on our side and sent a new verification code. It will arrive within 2 minutes, and you'll stay signed in after that."),
+    S("account", "high", "subscription", [  # v2
+        "My account was closed by mistake and I can't sign in at all, so I can't see or change [P].",
+        "Your site says no account exists for my email, but [P] is still running. I can't log in to manage it.",
+    ], order=0.0, reply="I've reopened your account and linked the subscription back to it. You'll be able to sign in within 1 hour, and your box is unchanged."),
     # urgent
     S("account", "urgent", "app", [
         "Someone has logged into my account in [P] from another country and changed my email. I did not do this. Please lock it ASAP.",
@@ -511,8 +541,49 @@ SCENARIOS: list[Scenario] = [
     S("account", "urgent", "gift_card", [
         "Someone got into my account and spent my gift card balance. I got an email about an order I never made.",
     ], order=0.3, owned=False, reply="I've locked your account and cancelled that order today. Your balance will be restored within 1 working day."),
+    S("account", "urgent", "app", [  # v2
+        "Someone reset my password in [P] and added a card I don't recognise to my account. I didn't do this. Please lock it today.",
+        "My account in [P] has been taken over: the name and phone number were changed {last night|an hour ago} and I can't get back in. Please help ASAP.",
+    ], order=0.0, reply="Your account is locked as of today, and every change made since the takeover will be undone. I'll ring you within 1 hour to confirm it's you."),
+    S("account", "urgent", "subscription", [  # v2
+        "Someone got into my account and changed [P] to {five|six} bags a week. I didn't do this, and the next charge goes out tonight. Please freeze it ASAP.",
+    ], order=0.0, reply="I've frozen your account today and put your subscription back to your usual box. I'll call you within 1 hour to secure your log-in."),
 ]
 
+
+# Scenario ids are positional: "<category>-<priority>-<NN>", NN = the scenario's place (from 01)
+# among the scenarios of its (category, priority) cell above. Add a new scenario at the END of
+# its cell, never in the middle, or the ids below (and in the data files) shift.
+#
+# The held-out scenarios: every ticket and house-voice customer of these scenarios goes to
+# validation or test, and no training (or pool) row comes from them. One validation and one or
+# two test scenarios per (category, priority) cell, so both cover every category and priority
+# and training keeps 3+ scenarios of every cell. Picked by hand, before any model was scored on
+# them, so that: every held-out cell has a `reply` scenario (the house-voice splits use the
+# same scenarios; returns-urgent-05, "beans that made someone ill", is the one test scenario
+# without one), the held-out products spread roughly as PRODUCT_PLAN does, training keeps every
+# product of every category, and near twins ("a charge I never made", billing-high-03/04) go
+# out together. Every other scenario is a training scenario.
+HELD_OUT: dict[str, tuple[str, ...]] = {
+    "val": (
+        "billing-low-02", "billing-normal-02", "billing-high-03", "billing-urgent-01",
+        "shipping-low-05", "shipping-normal-02", "shipping-high-02", "shipping-urgent-04",
+        "returns-low-02", "returns-normal-02", "returns-high-04", "returns-urgent-03",
+        "technical-low-05", "technical-normal-03", "technical-high-01", "technical-urgent-04",
+        "account-low-02", "account-normal-02", "account-high-02", "account-urgent-03",
+    ),
+    "test": (
+        "billing-low-03", "billing-low-07", "billing-normal-05", "billing-high-01",
+        "billing-high-04", "billing-urgent-02",
+        "shipping-low-01", "shipping-low-03", "shipping-normal-01", "shipping-high-01",
+        "shipping-urgent-02",
+        "returns-low-04", "returns-normal-01", "returns-normal-03", "returns-high-02",
+        "returns-high-06", "returns-urgent-01", "returns-urgent-05",
+        "technical-low-03", "technical-low-07", "technical-normal-01", "technical-normal-05",
+        "technical-high-04", "technical-urgent-02",
+        "account-low-04", "account-normal-01", "account-high-01", "account-urgent-02",
+    ),
+}
 
 # ============================================================================ phrasing
 
