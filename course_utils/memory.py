@@ -209,6 +209,8 @@ def saved_activation_bytes(model, batch: dict) -> int:
     """Bytes of the tensors autograd saves for the backward pass in one forward pass of
     `batch` (weights excluded; each storage counted once): the activations, measured."""
     import torch
+    from .env import to_device
+    batch = to_device(batch, model)
     weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
 
@@ -230,12 +232,14 @@ def measure_training_peak(make_model, batch: dict, steps: int = 2) -> float:
     20 ms), max allocated on a GPU."""
     import torch
 
+    from .env import to_device
     from .train import PeakMemory, release_memory, rss_mb
     release_memory()
     cuda = torch.cuda.is_available()
     start = torch.cuda.memory_allocated() / 2**20 if cuda else rss_mb()  # what was there before
     with PeakMemory() as peak:
         model = make_model().train()
+        batch = to_device(batch, model)  # a batch built on the CPU goes where the model is
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
         for _ in range(steps):
             model(**batch).loss.backward()
