@@ -178,9 +178,9 @@ def _measured(seconds: float, status: str, peak: int = 0) -> str:
     return f"{seconds / 60:.1f} min" + (f", {peak / 1e9:.1f} GB" if peak else "")
 
 
-def notebook_peaks(text: str, profile: str) -> dict[str, float]:
-    """From docs/benchmarks.md's notebooks table: {notebook: peak memory in GB} for `profile`,
-    for the notebooks whose peak was measured."""
+def notebook_table(text: str) -> dict[str, dict[str, str]]:
+    """docs/benchmarks.md's notebooks table as {notebook: {profile: cell}} ("6.9 min, 5.8 GB"),
+    leaving out cells never measured ("-"); {} when the file has no such table."""
     import re
 
     from . import benchmarks
@@ -189,16 +189,24 @@ def notebook_peaks(text: str, profile: str) -> dict[str, float]:
         return {}
     lines = text[text.index(start):text.index(end)].splitlines()
     header = next((line for line in lines if line.startswith("| notebook")), "")
-    columns = [c.strip() for c in header.strip("|").split("|")]
-    if profile not in columns:
-        return {}
-    peaks = {}
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    table = {}
     for line in lines:
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        if re.match(r"\S+\.ipynb$", cells[0]) and len(cells) == len(columns):
-            found = re.search(r"([\d.]+) GB", cells[columns.index(profile)])
-            if found:
-                peaks[cells[0]] = float(found.group(1))
+        if re.match(r"\| \S+\.ipynb \|", line):
+            cells = [c.strip() for c in line.strip("|").split("|")]
+            table[cells[0]] = {p: v for p, v in zip(columns, cells[1:]) if v and v != "-"}
+    return table
+
+
+def notebook_peaks(text: str, profile: str) -> dict[str, float]:
+    """From docs/benchmarks.md's notebooks table: {notebook: peak memory in GB} for `profile`,
+    for the notebooks whose peak was measured."""
+    import re
+    peaks = {}
+    for notebook, row in notebook_table(text).items():
+        found = re.search(r"([\d.]+) GB", row.get(profile, ""))
+        if found:
+            peaks[notebook] = float(found.group(1))
     return peaks
 
 
@@ -228,21 +236,9 @@ PROFILE_COLUMNS = ("smoke", "cpu", "gpu")
 def record_times(out: str | Path, times: dict[str, dict[str, str]]) -> Path:
     """Merge notebook times into the "notebooks" table of `out`: the cells measured now
     replace the old ones, every other notebook and profile keeps its earlier figure."""
-    import re
-
     from . import benchmarks
     out = Path(out)
-    table: dict[str, dict[str, str]] = {}
-    text = out.read_text(encoding="utf-8") if out.exists() else ""
-    start, end = benchmarks.section_markers("notebooks")
-    if start in text and end in text:
-        lines = text[text.index(start):text.index(end)].splitlines()
-        header = next((line for line in lines if line.startswith("| notebook")), "")
-        columns = [c.strip() for c in header.strip("|").split("|")][1:]
-        for line in lines:
-            if re.match(r"\| \S+\.ipynb \|", line):
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                table[cells[0]] = {p: v for p, v in zip(columns, cells[1:]) if v and v != "-"}
+    table = notebook_table(out.read_text(encoding="utf-8") if out.exists() else "")
     for notebook, measured in times.items():
         table.setdefault(notebook, {}).update(measured)
     profiles = [p for p in PROFILE_COLUMNS if any(p in row for row in table.values())]
