@@ -65,8 +65,8 @@ test-latest:
 	    else echo "test-latest: the failures above are what the newest releases break (pins unchanged)"; fi; \
 	    exit $$status
 
-# Train the course's shared fine-tunes once (the ticket LoRA with 3 seeds, the full fine-tune:
-# `course runs --list`) into the run cache, ~/.cache/finetune-course/runs/, printing each run's
+# Train the course's shared fine-tunes once (the ticket LoRA with 3 seeds, the full fine-tune,
+# chapter 03's sweeps: `course runs --list`) into the run cache, ~/.cache/finetune-course/runs/, printing each run's
 # time; the chapters load them from there. Cached runs take a second; a changed recipe retrains.
 runs: setup
 	HF_HUB_OFFLINE=1 COURSE_HEADLESS=1 $(BIN)/course runs --profile cpu

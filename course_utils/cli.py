@@ -300,10 +300,10 @@ def cmd_runs(args) -> int:
     """Compute the course's runs (or list them) and print what each took."""
     from . import runs
     if args.list:
-        print(f"{runs.LADDER:22} {'tickets':8} {'':5} used by 00, 06 (every cheaper rung, "
+        print(f"{runs.LADDER:30} {'tickets':8} {'':5} used by 00, 06 (every cheaper rung, "
               f"answered on val and test)")
         for name, recipe in runs.COURSE_RUNS.items():
-            print(f"{name:22} {recipe.dataset:8} {'LoRA' if recipe.lora else 'full':5} "
+            print(f"{name:30} {recipe.dataset:8} {'LoRA' if recipe.lora else 'full':5} "
                   f"used by {recipe.used_by}")
         return 0
     unknown = [n for n in args.names if n not in runs.COURSE_RUNS and n != runs.LADDER]
@@ -313,10 +313,10 @@ def cmd_runs(args) -> int:
         return 2
     start = time.time()
     report = runs.course_runs(args.names or None, profile=args.profile)
-    print(f"\n{'run':22} {'':8} {'steps':>5} {'best':>5} {'train s':>8} {'total s':>8}")
+    print(f"\n{'run':30} {'':8} {'steps':>5} {'best':>5} {'train s':>8} {'total s':>8}")
     for row in report:
         how = {True: "cached", False: "trained", None: "answers"}[row["cached"]]
-        print(f"{row['name']:22} {how:8} {row['steps'] or '-':>5} {row['best_step'] or '-':>5} "
+        print(f"{row['name']:30} {how:8} {row['steps'] or '-':>5} {row['best_step'] or '-':>5} "
               f"{row['train_seconds']:8.0f} {row['seconds']:8.0f}")
     print(f"all runs ({args.profile} profile): {(time.time() - start) / 60:.1f} min")
     return 0

@@ -39,6 +39,9 @@ class Profile:
     max_steps: int  # optimizer steps per training run
     batch_size: int  # training rows per step
     max_length: int  # tokens per training row (longer rows are cut)
+    # train.sft's limit when a caller gives none: passes over the data, stopping early on
+    # validation loss when there are validation rows. None (smoke): max_steps, a quick check.
+    max_epochs: float | None = None
     why: str = ""  # how this profile was chosen
 
     def scaled(self, **changes) -> Profile:
@@ -50,9 +53,9 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "smollm2-135m", n_eval=8, max_new_tokens=48, gen_batch_size=8,
                      max_steps=4, batch_size=4, max_length=256),
     "cpu": Profile("cpu", "smollm2-135m", n_eval=200, max_new_tokens=64, gen_batch_size=20,
-                   max_steps=40, batch_size=8, max_length=384),
+                   max_steps=40, batch_size=8, max_length=384, max_epochs=3),
     "gpu": Profile("gpu", "smollm2-135m", n_eval=200, max_new_tokens=64, gen_batch_size=60,
-                   max_steps=120, batch_size=16, max_length=512),
+                   max_steps=120, batch_size=16, max_length=512, max_epochs=3),
 }
 
 

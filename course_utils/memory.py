@@ -98,14 +98,46 @@ SHAPES: dict[str, Shape] = {s.name: s for s in (
 
 METHODS = ("full", "lora", "qlora")
 
-# Bytes per value for the storage formats: (weights, gradients and AdamW's two states,
-# activations). "mixed" is the usual GPU recipe: bf16 compute with an fp32 master copy.
+# Bytes per value in each precision recipe. Per trainable parameter: the weight as stored,
+# the `cast` copy computation reads (if any), its gradient and AdamW's two averages. `frozen`:
+# a weight LoRA does not train. `act`: the activations saved for the backward pass.
+# - fp32: everything in 4 bytes (a CPU): 16 bytes per trainable parameter.
+# - bf16: everything in bf16, AdamW's averages too ("pure" half precision): 8 bytes. Cheap,
+#   but updates smaller than bf16's resolution are lost; the course does not train this way.
+# - mixed: PyTorch autocast, what transformers' Trainer does with bf16=True or fp16=True and
+#   what the course's full fine-tunes use on a GPU: the weights, gradients and AdamW state stay
+#   fp32 (4 + 4 + 8 = 16 bytes), and autocast computes each layer from a half-precision copy of
+#   its weight (2 bytes), which autograd keeps for the backward pass: 18 bytes at the peak.
+#   LoRA's frozen base is loaded in half precision (2 bytes), as load_model does on a GPU.
 _PRECISION = {
-    "fp32": dict(weight=4, master=0, grad=4, adam=8, act=4),
-    "bf16": dict(weight=2, master=0, grad=2, adam=4, act=2),
-    "mixed": dict(weight=2, master=4, grad=4, adam=8, act=2),
+    "fp32": dict(weight=4, cast=0, grad=4, adam=8, frozen=4, act=4),
+    "bf16": dict(weight=2, cast=0, grad=2, adam=4, frozen=2, act=2),
+    "mixed": dict(weight=4, cast=2, grad=4, adam=8, frozen=2, act=2),
 }
-NF4_BYTES = 0.5 + 4 / 64  # 4 bits per weight + one fp32 scale per block of 64 (no double quant)
+# NF4 as load_model stores it (bnb_4bit_use_double_quant=True, QLoRA's recipe): 4 bits per
+# weight, one absmax per block of 64 weights quantized to 8 bits, and one fp32 scale per 256
+# of those absmaxes. Without double quantization the absmax is fp32: 0.5 + 4/64 = 0.5625.
+NF4_BYTES = 0.5 + 1 / 64 + 4 / (64 * 256)  # = 0.5159 bytes, 4.13 bits per weight
+ADAPTER_BYTES = 4 + 4 + 8  # LoRA adapters train in fp32 (PEFT upcasts them): weight, grad, AdamW
+
+
+def bytes_per_parameter(method: str, precision: str) -> dict[str, float]:
+    """Bytes per parameter of each part for one method and precision: for 'full', per
+    trainable parameter; for 'lora' and 'qlora', per frozen linear weight (the adapters add
+    ADAPTER_BYTES per adapter weight)."""
+    _check(method, precision)
+    p = _PRECISION[precision]
+    if method == "full":
+        return {"weights": p["weight"] + p["cast"], "gradients": p["grad"], "optimizer": p["adam"]}
+    return {"weights": NF4_BYTES if method == "qlora" else p["frozen"], "gradients": 0,
+            "optimizer": 0}
+
+
+def _check(method: str, precision: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if precision not in _PRECISION:
+        raise ValueError(f"precision must be one of {tuple(_PRECISION)}, not {precision!r}")
 
 
 @dataclass
@@ -154,8 +186,10 @@ def estimate(model, method: str = "lora", *, batch_size: int = 8, seq_len: int =
              loss_tokens: int | None = None, checkpointing: bool = False) -> Estimate:
     """Training memory for one method: 'full', 'lora' (rank r, all linear layers) or 'qlora'.
 
-    `precision` is 'fp32' (CPU), 'bf16' (weights, gradients and AdamW state in bf16) or
-    'mixed' (bf16 compute, fp32 master weights: ~16 bytes per trainable parameter).
+    `precision` is 'fp32' (a CPU: 16 bytes per trainable parameter), 'bf16' (weights,
+    gradients and AdamW state all in bf16: 8 bytes) or 'mixed' (autocast, as on a GPU: fp32
+    weights, gradients and AdamW state plus the half-precision copy computation reads, 18
+    bytes at the peak; LoRA's frozen base in half precision). See `bytes_per_parameter`.
     `loss_tokens`: positions that get logits (default every position; the course's trainer
     projects only the answer's tokens). `checkpointing` keeps one value per token and block
     and recomputes the rest in the backward pass.
@@ -165,21 +199,20 @@ def estimate(model, method: str = "lora", *, batch_size: int = 8, seq_len: int =
     again, so the two rarely peak together. Not counted: temporary buffers of the backward
     pass and memory the allocator holds on to (chapter 03 measures both).
     """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-    if precision not in _PRECISION:
-        raise ValueError(f"precision must be one of {tuple(_PRECISION)}, not {precision!r}")
+    _check(method, precision)
     shape, p = shape_of(model), _PRECISION[precision]
+    per = bytes_per_parameter(method, precision)
     lora = method != "full"
     if not lora:
         trainable = shape.n_params
-        weights = shape.n_params * (p["weight"] + p["master"])
-        gradients, optimizer = trainable * p["grad"], trainable * p["adam"]
+        weights = trainable * per["weights"]
+        gradients, optimizer = trainable * per["gradients"], trainable * per["optimizer"]
     else:
-        # Adapters are trained in fp32 (PEFT upcasts them), frozen weights need no gradient.
+        # The adapters train in fp32; frozen weights need no gradient and no optimizer state.
+        # Embeddings and norms stay in the compute precision (fp32 on a CPU, half on a GPU).
         trainable = shape.lora_params(r)
-        frozen_linear = shape.linear_params * (NF4_BYTES if method == "qlora" else p["weight"])
-        weights = frozen_linear + shape.other_params * p["weight"] + trainable * 4
+        weights = (shape.linear_params * per["weights"] + shape.other_params * p["frozen"]
+                   + trainable * 4)
         gradients, optimizer = trainable * 4, trainable * 8
     tokens = batch_size * seq_len
     full_block = shape.activation_bytes_per_token(p["act"], lora, lora_dropout > 0)

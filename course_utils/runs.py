@@ -3,9 +3,10 @@
 For chapters 00-07, which share fine-tunes and answers; `make runs` (`course runs`) fills the
 cache ahead of them with every recipe in COURSE_RUNS and chapter 00's ladder of cheaper rungs.
 
-Several chapters need the same fine-tune (chapter 06 evaluates the ticket LoRA that chapter
-03 trains, chapter 07 serves it). Training it in each would cost minutes every time, and two
-copies could quietly differ. So a *run* is named, and keyed by everything that decides its
+Several chapters need the same fine-tune (chapter 02 shows the full ticket fine-tune and 06
+evaluates it again; 06 evaluates the ticket LoRA and chapter 07 serves it; 03's sweeps choose
+its settings). Training it in each would cost minutes every time, and two copies could
+quietly differ. So a *run* is named, and keyed by everything that decides its
 result:
 
 - the base model: its name and a fingerprint of its weights (the hub copy and the offline
@@ -279,7 +280,8 @@ def sft_key(name: str, model, train_rows: list[dict], val_rows: list[dict] | Non
                          f"copy of the model, start to end; call train.sft for that")
     profile = env.get_profile(profile)
     resolved = train.sft_settings(model, train_rows, lora, profile,
-                                  **{k: sft_kwargs[k] for k in _RESOLVED if k in sft_kwargs})
+                                  **{k: sft_kwargs[k] for k in _RESOLVED if k in sft_kwargs},
+                                  validation=bool(val_rows))
     settings = {**resolved, **{k: v for k, v in sft_kwargs.items() if k not in resolved},
                 "max_new_tokens": max_new_tokens or profile.max_new_tokens}
     return run_key(name, model, "sft", settings,
@@ -439,10 +441,34 @@ _TICKET_LORA = train.LoraSettings(r=16, alpha=32, dropout=0.0)
 COURSE_RUNS: dict[str, Recipe] = {
     **{f"tickets/lora-seed{seed}": Recipe(
         "tickets", _TICKET_LORA, dict(learning_rate=1e-3, seed=seed, **_STOP),
-        used_by="03, 06, 07 (07 serves seed 0)" if seed == 0 else "06 (the spread across seeds)")
+        used_by="06, 07 (07 serves seed 0)" if seed == 0 else "06 (the spread across seeds)")
        for seed in (0, 1, 2)},
     "tickets/full": Recipe("tickets", None, dict(learning_rate=1e-4, **_STOP), used_by="02, 06"),
 }
+# Chapter 03's sweeps: short runs (40 steps of 8, about half an epoch), every other setting as
+# the ticket LoRA's, one thing changed at a time. Rank-stabilized LoRA (scale alpha / sqrt(r))
+# keeps a step's size the same at every rank, so the rank sweep compares capacity alone;
+# alpha 8 at r = 16 is the scale 2 of the ticket LoRA's alpha 32 without it. Scored on
+# validation: they choose settings, so they never see the test set.
+SWEEP_RANKS = (1, 4, 16, 64)
+SWEEP_RATES = (3e-4, 1e-3, 3e-3)
+SWEEP_ALPHAS = (4, 8, 16)
+_SWEEP = dict(max_steps=40, batch_size=8)
+
+
+def sweep_name(r: int = 16, alpha: int = 8, learning_rate: float = 1e-3) -> str:
+    """The run cache name of one of chapter 03's sweep runs."""
+    return f"tickets/sweep-r{r}-a{alpha}-lr{learning_rate:g}"
+
+
+COURSE_RUNS.update({
+    sweep_name(r, alpha, rate): Recipe(
+        "tickets", train.LoraSettings(r=r, alpha=alpha, dropout=0.0, rslora=True),
+        dict(learning_rate=rate, **_SWEEP), heldout=("val",) if alpha == 8 and rate == 1e-3 else (),
+        used_by="03 (the rank sweep)" if alpha == 8 and rate == 1e-3 else "03 (rate and alpha)")
+    for r, alpha, rate in sorted({*((r, 8, 1e-3) for r in SWEEP_RANKS),
+                                  *((16, 8, rate) for rate in SWEEP_RATES),
+                                  *((16, alpha, 1e-3) for alpha in SWEEP_ALPHAS)})})
 
 
 def course_run(name: str, model, tokenizer, profile=None, show: bool = True) -> Run:

@@ -31,12 +31,27 @@ from . import data, env, trl_internals
 
 @dataclass(frozen=True)
 class LoraSettings:
-    """A LoRA adapter: rank r, scale alpha / r, dropout, and which layers get one."""
+    """A LoRA adapter: rank r, scale alpha / r (alpha / sqrt(r) with rslora, rank-stabilized
+    LoRA, Kalajdzievski 2023), dropout, and which layers get one."""
 
     r: int = 16
     alpha: int = 32
     dropout: float = 0.05
     target_modules: str | tuple[str, ...] = "all-linear"
+    rslora: bool = False
+
+    @property
+    def scale(self) -> float:
+        """What the adapter's B A x is multiplied by."""
+        return self.alpha / (self.r ** 0.5 if self.rslora else self.r)
+
+    def record(self) -> dict:
+        """The settings as saved with an adapter and in a run's key (rslora only when on, so
+        the records of plain LoRA runs are what they were before it existed)."""
+        record = asdict(self)
+        if not self.rslora:
+            del record["rslora"]
+        return record
 
 
 @dataclass
@@ -144,6 +159,9 @@ def _progress_printer(print_every: int):
     return Printer()
 
 
+DEFAULT_PATIENCE = 2  # evaluations (twice an epoch) without a better validation loss
+
+
 def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = None,
         lora: LoraSettings | None = LoraSettings(), profile=None, *, max_steps: int | None = None,
         batch_size: int | None = None, learning_rate: float | None = None,
@@ -154,8 +172,13 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
         patience: int | None = None) -> TrainResult:
     """Fine-tune on chat rows (loss on assistant tokens only); LoRA unless lora=None.
 
-    Sizes come from the profile unless given. The input model is left untouched (a copy is
-    trained) unless inplace=True. Learning rate defaults: 1e-3 with LoRA, 5e-5 full.
+    Sizes come from the profile unless given. How long: given only rows, a converged run:
+    up to the profile's `max_epochs` passes (3 in the cpu and gpu profiles), and with
+    `val_rows`, early stopping after DEFAULT_PATIENCE evaluations without a better validation
+    loss, keeping the best model (the smoke profile trains its few `max_steps` instead). Pass
+    `max_steps`, or `max_epochs` and `patience`, to choose yourself.
+    The input model is left untouched (a copy is trained) unless inplace=True. Learning rate
+    defaults: 1e-3 with LoRA, 5e-5 full.
     padding_free=True packs a batch into one row (no padding tokens computed).
     Checkpoints: with `output_dir` and `save_every`, a checkpoint (weights or adapter,
     optimizer, scheduler, random state) is kept every `save_every` steps; `resume=True`
@@ -176,7 +199,15 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
     settings = sft_settings(model, train_rows, lora, profile, max_steps=max_steps,
                             batch_size=batch_size, learning_rate=learning_rate,
                             max_length=max_length, seed=seed, max_epochs=max_epochs,
-                            patience=patience, eval_every=eval_every)
+                            patience=patience, eval_every=eval_every,
+                            validation=bool(val_rows))
+    patience = settings["patience"]
+    if show and max_steps is None and max_epochs is None and settings["max_epochs"]:
+        print(f"training up to {settings['max_epochs']:g} epochs ({settings['max_steps']} steps "
+              + (f"of {settings['batch_size']} rows), stopping when the validation loss has not "
+                 f"improved for {patience} evaluations" if patience else
+                 f"of {settings['batch_size']} rows); no val_rows, so no early stopping: pass "
+                 f"validation rows to stop where the model is best"), flush=True)
     if patience is not None and not val_rows:
         raise ValueError(f"patience={patience} stops on validation loss: pass val_rows too")
     if (resume or save_every) and output_dir is None:
@@ -446,12 +477,18 @@ def sft_settings(model, train_rows: list[dict], lora: LoraSettings | None = Lora
                  profile=None, *, max_steps: int | None = None, batch_size: int | None = None,
                  learning_rate: float | None = None, max_length: int | None = None,
                  seed: int = 0, max_epochs: float | None = None, patience: int | None = None,
-                 eval_every: int | None = None) -> dict:
+                 eval_every: int | None = None, validation: bool = False) -> dict:
     """The settings `sft` would train with, every default filled in (from the profile; the
     learning rate 1e-3 with LoRA, 5e-5 full; with max_epochs, the steps that many passes
     over the rows take; with patience, an evaluation twice an epoch): what an adapter
-    records, and what the run cache (course_utils.runs) keys a run by."""
+    records, and what the run cache (course_utils.runs) keys a run by.
+    With no limit given (max_steps, max_epochs and patience all None), the profile's
+    max_epochs, and DEFAULT_PATIENCE when `validation` (val_rows are given)."""
     batch = batch_size or env.get_profile(profile).batch_size
+    if max_steps is None and max_epochs is None and patience is None:
+        max_epochs = env.get_profile(profile).max_epochs  # None in smoke: its max_steps
+        if max_epochs is not None and validation:
+            patience = DEFAULT_PATIENCE
     steps_per_epoch = max(1, math.ceil(len(train_rows) / batch))
     if max_epochs is not None:
         if max_epochs <= 0 or max_steps is not None:
@@ -475,7 +512,7 @@ def _settings(model, rows: list[dict], lora: LoraSettings | None, profile, max_s
     return dict(max_steps=max_steps or profile.max_steps,
                 batch_size=batch_size or profile.batch_size, learning_rate=learning_rate,
                 max_length=max_length or profile.max_length, seed=seed,
-                lora=asdict(lora) if lora else None, train_rows=len(rows),
+                lora=lora.record() if lora else None, train_rows=len(rows),
                 data_sha256=data.fingerprint(rows),
                 base_model=getattr(model, "course_source", None) or model.name_or_path, **extra)
 
@@ -868,7 +905,7 @@ def _lora_config(lora: LoraSettings | None):
     from peft import LoraConfig
     targets = lora.target_modules if isinstance(lora.target_modules, str) else list(lora.target_modules)
     return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+                      target_modules=targets, task_type="CAUSAL_LM", use_rslora=lora.rslora)
 
 
 # ---------------------------------------------------------------------------- saving

@@ -79,3 +79,39 @@ def test_saved_activations_match_the_estimate_on_a_tiny_model(tiny_model):
     assert 0.7 < estimate.activations / measured < 1.3, (estimate.activations, measured)
     assert all(p.grad is None for p in student.parameters())
     assert memory.measure_training_peak(lambda: copy.deepcopy(model), batch, steps=1) > 0
+
+
+@pytest.mark.parametrize("precision, full_bytes", [("fp32", 16), ("bf16", 8), ("mixed", 18)])
+def test_bytes_per_parameter_are_the_recipes_the_docs_describe(precision, full_bytes):
+    """fp32: 4 + 4 + 8. bf16: 2 + 2 + 4. mixed (autocast): an fp32 weight, the half-precision
+    copy autocast computes with, an fp32 gradient and AdamW's two fp32 averages."""
+    per = memory.bytes_per_parameter("full", precision)
+    assert sum(per.values()) == full_bytes
+    estimate = memory.estimate("SmolLM2-135M", "full", precision=precision)
+    assert (estimate.weights + estimate.gradients + estimate.optimizer
+            == pytest.approx(full_bytes * estimate.trainable))
+    # LoRA's frozen linear weights: 4 bytes in fp32, 2 in half precision, no gradient or state
+    assert memory.bytes_per_parameter("lora", precision)["weights"] == (4 if precision == "fp32" else 2)
+
+
+def test_nf4_bytes_are_what_bitsandbytes_stores_with_double_quantization(tmp_path):
+    """Quantize a model the way load_model(quantize="nf4") does and count the bytes of one
+    linear layer: the packed 4-bit weights, the 8-bit absmax per block of 64 and the fp32
+    second-level scales."""
+    pytest.importorskip("bitsandbytes")
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
+
+    from course_utils import models
+    config = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=512,
+                         num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=4)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    quantized = AutoModelForCausalLM.from_pretrained(
+        tmp_path, dtype=torch.float32, **models._quantization("nf4", torch.float32, "cpu"))
+    weight = quantized.model.layers[0].self_attn.q_proj.weight
+    state = weight.quant_state
+    assert state.nested, "load_model's NF4 should use double quantization"
+    stored = (weight.numel() * weight.element_size()
+              + state.absmax.numel() * state.absmax.element_size()
+              + state.state2.absmax.numel() * state.state2.absmax.element_size())
+    assert stored / (256 * 256) == pytest.approx(memory.NF4_BYTES, rel=1e-3)

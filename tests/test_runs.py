@@ -109,6 +109,8 @@ def test_the_course_runs_stop_on_validation_except_in_smoke():
     seeds = {runs.COURSE_RUNS[n].settings["seed"] for n in names if "seed" in n}
     assert seeds == {0, 1, 2}
     for name, recipe in runs.COURSE_RUNS.items():
+        if "/sweep-" in name:
+            continue  # chapter 03's short sweeps: checked below
         cpu = recipe.settings_for("cpu")
         assert cpu["max_epochs"] > 1 and cpu["patience"] >= 1 and "max_steps" not in cpu, name
         smoke = recipe.settings_for("smoke")
@@ -116,6 +118,23 @@ def test_the_course_runs_stop_on_validation_except_in_smoke():
     seeded = [runs.COURSE_RUNS[n] for n in names if "seed" in n]
     assert all(r.lora == seeded[0].lora for r in seeded)  # the seeds differ in the seed only
     assert all({**r.settings, "seed": 0} == {**seeded[0].settings, "seed": 0} for r in seeded)
+
+
+def test_chapter_03s_sweeps_change_one_setting_at_a_time_and_never_see_test():
+    sweeps = {n: r for n, r in runs.COURSE_RUNS.items() if "/sweep-" in n}
+    ticket_lora = runs.COURSE_RUNS["tickets/lora-seed0"].lora
+    assert len(sweeps) == 8 and runs.sweep_name() in sweeps  # 4 ranks, 3 rates, 3 alphas
+    for name, recipe in sweeps.items():
+        assert "test" not in recipe.heldout, name  # they choose settings: validation only
+        assert recipe.lora.rslora and recipe.lora.dropout == ticket_lora.dropout
+        assert recipe.settings_for("cpu")["max_steps"] == 40
+        assert recipe.settings_for("smoke")["max_steps"] == 4
+    centre = sweeps[runs.sweep_name()].lora
+    assert centre.scale == ticket_lora.scale  # alpha 8 with rsLoRA at r=16: the ticket LoRA's 2
+    ranks = [n for n, r in sweeps.items() if r.heldout == ("val",)]
+    assert sorted(sweeps[n].lora.r for n in ranks) == list(runs.SWEEP_RANKS)
+    # rsLoRA: the scale falls as 1/sqrt(r), so a first step moves W the same at every rank
+    assert {round(sweeps[n].lora.scale * sweeps[n].lora.r ** 0.5, 6) for n in ranks} == {8.0}
 
 
 def test_a_course_run_loads_its_splits_and_scores_n_eval_rows(tiny_model, cache, monkeypatch):

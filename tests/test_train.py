@@ -5,7 +5,7 @@ import copy
 import pytest
 import torch
 
-from course_utils import data, models, train
+from course_utils import data, env, models, train
 
 
 def rows(n: int = 6) -> list[dict]:
@@ -67,6 +67,30 @@ def test_early_stopping_settings_are_checked(tiny_model):
     settings = train.sft_settings(model, rows(10), profile="smoke", batch_size=2, max_epochs=3,
                                   patience=2)
     assert settings["max_steps"] == 15 and settings["eval_every"] == 2  # twice an epoch
+
+
+def test_rows_alone_give_a_converged_run_outside_smoke(tiny_model, capsys):
+    """Given only rows, sft trains the profile's max_epochs (3 in cpu and gpu), stopping early
+    on validation loss when there are validation rows; smoke keeps its few max_steps; any
+    limit the caller gives wins."""
+    model, _ = tiny_model
+    for name in ("cpu", "gpu"):
+        alone = train.sft_settings(model, rows(64), profile=name)
+        batch = env.PROFILES[name].batch_size
+        assert alone["max_epochs"] == 3 and alone["patience"] is None
+        assert alone["max_steps"] == 3 * -(-64 // batch)
+        with_val = train.sft_settings(model, rows(64), profile=name, validation=True)
+        assert with_val["patience"] == train.DEFAULT_PATIENCE
+        assert with_val["eval_every"] == max(1, -(-64 // batch) // 2)  # twice an epoch
+    smoke = train.sft_settings(model, rows(64), profile="smoke", validation=True)
+    assert smoke["max_steps"] == env.PROFILES["smoke"].max_steps and smoke["patience"] is None
+    chosen = train.sft_settings(model, rows(64), profile="cpu", max_steps=5, validation=True)
+    assert chosen["max_steps"] == 5 and chosen["patience"] is None and chosen["max_epochs"] is None
+    # the default is said out loud when it applies (here in a quick run: batch 16, 1 epoch)
+    tiny = env.PROFILES["cpu"].scaled(max_epochs=1, batch_size=16)
+    result = train.sft(model, tiny_model[1], rows(16), rows(4), lora=None, profile=tiny)
+    assert result.settings["patience"] == train.DEFAULT_PATIENCE and result.steps == 1
+    assert "stopping when the validation loss has not improved" in capsys.readouterr().out
 
 
 def test_training_leaves_no_temporary_folders(tiny_model, tmp_path, monkeypatch):
