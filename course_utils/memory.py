@@ -4,7 +4,8 @@ Introduced in notebooks/03_lora.ipynb, which checks it against the peak memory m
 SmolLM2-135M and explains the gap.
 
 Training memory has four parts:
-- **weights**: every parameter, in its storage format (4 bytes fp32, 2 bytes bf16, ~0.5 byte NF4);
+- **weights**: every parameter, in its storage format (4 bytes fp32, 2 bytes bf16, 0.52 byte NF4
+  with its scales; `bytes_per_parameter` lists each precision recipe);
 - **gradients**: one per *trainable* parameter;
 - **optimizer state**: AdamW keeps two running averages per trainable parameter;
 - **activations**: what the forward pass saves for the backward pass, which grows with
