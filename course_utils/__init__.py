@@ -9,7 +9,8 @@ Modules: env (profile, device, seed), models (registry, loading), data (JSONL), 
 (retrieval), decide (chapter 00's checklist and costs), plots, train (SFT, DPO and
 distillation through TRL, measured; adapters saved with metadata; the private TRL names its
 fast paths need are all in trl_internals), memory (the
-training-memory calculator), serve (adapter registry with promote and rollback, merging, a
+training-memory calculator, one device or sharded over N), scale (what N sharded processes
+really hold, measured with torchrun), serve (adapter registry with promote and rollback, merging, a
 local OpenAI-compatible endpoint), runs (the run cache: the course's shared fine-tunes and
 prompt answers, computed once by `make runs`), benchmarks (the sections of docs/benchmarks.md),
 results (the headline numbers in docs/results.json and the README table).

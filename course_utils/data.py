@@ -241,6 +241,32 @@ def take(rows: list, n: int) -> list:
     return [rows[i * len(rows) // n] for i in range(n)]
 
 
+def subset(rows: Sequence[dict], n: int, seed: int = 0) -> list[dict]:
+    """The first n rows of a seeded shuffle of `rows`: smaller subsets are inside larger ones
+    (subset(rows, 25) is the start of subset(rows, 400)), so a size sweep adds rows and
+    changes nothing else."""
+    if not 0 < n <= len(rows):
+        raise ValueError(f"subset of {n} rows: give 1 to {len(rows)} (the rows there are)")
+    return random.Random(seed).sample(list(rows), len(rows))[:n]
+
+
+def corrupt_labels(rows: Sequence[dict], share: float, choices: dict[str, Sequence[str]],
+                   seed: int = 0) -> list[dict]:
+    """A copy of chat rows whose JSON answers (the last message) get a wrong value in each
+    field of `choices` for a seeded `share` of the rows: a hurried labeller, on purpose.
+    `choices` maps a field to its allowed values; the wrong one is drawn from the others."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"share={share!r}: the fraction of rows to corrupt, from 0 to 1")
+    rng = random.Random(seed)
+    noisy = json.loads(json.dumps(list(rows)))  # a deep copy
+    for row in rng.sample(noisy, round(share * len(noisy))):
+        record = json.loads(row["messages"][-1]["content"])
+        for name, values in choices.items():
+            record[name] = rng.choice([v for v in values if v != record[name]])
+        row["messages"][-1]["content"] = json.dumps(record)
+    return noisy
+
+
 # ---------------------------------------------------------------------------- validation
 
 @dataclass

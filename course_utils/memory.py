@@ -98,6 +98,12 @@ SHAPES: dict[str, Shape] = {s.name: s for s in (
 )}
 
 METHODS = ("full", "lora", "qlora")
+# How N devices share the training state (estimate's `sharding`): the parts each splits N ways.
+SHARDED_PARTS: dict[str, tuple[str, ...]] = {
+    "ddp": (), "zero1": ("optimizer",), "zero2": ("optimizer", "gradients"),
+    "zero3": ("optimizer", "gradients", "weights"), "fsdp": ("optimizer", "gradients", "weights"),
+}
+SHARDING = tuple(SHARDED_PARTS)
 
 # Bytes per value in each precision recipe. Per trainable parameter: the weight as stored,
 # the `cast` copy computation reads (if any), its gradient and AdamW's two averages. `frozen`:
@@ -152,19 +158,25 @@ class Estimate:
     optimizer: float
     activations: float
     trainable: int
+    devices: int = 1
+    sharding: str = "ddp"
+    gathered: float = 0.0  # zero3/fsdp: full copies of the units being computed (see estimate)
 
     @property
     def total(self) -> float:
-        return self.weights + self.gradients + self.optimizer + self.activations
+        return self.weights + self.gradients + self.optimizer + self.activations + self.gathered
 
     def parts_gb(self) -> dict[str, float]:
-        return {"weights": self.weights / GB, "gradients": self.gradients / GB,
-                "optimizer": self.optimizer / GB, "activations": self.activations / GB,
-                "total": self.total / GB}
+        parts = {"weights": self.weights / GB, "gradients": self.gradients / GB,
+                 "optimizer": self.optimizer / GB, "activations": self.activations / GB}
+        if self.gathered:
+            parts["gathered"] = self.gathered / GB
+        return {**parts, "total": self.total / GB}
 
     def __str__(self) -> str:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in self.parts_gb().items())
-        return f"{self.model} {self.method}: {parts} GB"
+        where = f" per device of {self.devices} ({self.sharding})" if self.devices > 1 else ""
+        return f"{self.model} {self.method}{where}: {parts} GB"
 
 
 def shape_of(model_or_name) -> Shape:
@@ -184,7 +196,8 @@ def shape_of(model_or_name) -> Shape:
 
 def estimate(model, method: str = "lora", *, batch_size: int = 8, seq_len: int = 512,
              precision: str = "bf16", r: int = 16, lora_dropout: float = 0.05,
-             loss_tokens: int | None = None, checkpointing: bool = False) -> Estimate:
+             loss_tokens: int | None = None, checkpointing: bool = False, devices: int = 1,
+             sharding: str = "ddp") -> Estimate:
     """Training memory for one method: 'full', 'lora' (rank r, all linear layers) or 'qlora'.
 
     `precision` is 'fp32' (a CPU: 16 bytes per trainable parameter), 'bf16' (weights,
@@ -199,8 +212,25 @@ def estimate(model, method: str = "lora", *, batch_size: int = 8, seq_len: int =
     during the backward pass as the activations are freed, and `zero_grad()` frees them
     again, so the two rarely peak together. Not counted: temporary buffers of the backward
     pass and memory the allocator holds on to (chapter 03 measures both).
+
+    `devices` and `sharding` give the memory of *one* device when N train together, each on
+    its own `batch_size` (the per-device batch, as `per_device_train_batch_size`):
+    - 'ddp' (data parallel): every device holds everything; only the batch is split.
+    - 'zero1' / 'zero2' (DeepSpeed ZeRO stages 1 and 2): the optimizer state, and with
+      stage 2 the gradients too, are split N ways; the weights are not.
+    - 'zero3' / 'fsdp' (ZeRO stage 3, PyTorch FSDP): weights, gradients and optimizer state
+      are all split N ways, and each unit's weights are gathered whole while it computes:
+      `gathered` counts two blocks (the one computing and the one prefetched) and the root
+      unit (embeddings, LM head, final norm), which stays gathered through the step.
+    Activations never shrink with N: each device runs the whole model on its own batch.
+    Not counted: communication buffers (DDP's gradient buckets, NCCL's workspace).
     """
     _check(method, precision)
+    if sharding not in SHARDING:
+        raise ValueError(f"sharding must be one of {SHARDING}, not {sharding!r}")
+    if int(devices) != devices or devices < 1:
+        raise ValueError(f"devices={devices!r}: the number of devices training together, "
+                         f"a whole number of at least 1")
     shape, p = shape_of(model), _PRECISION[precision]
     per = bytes_per_parameter(method, precision)
     lora = method != "full"
@@ -223,7 +253,36 @@ def estimate(model, method: str = "lora", *, batch_size: int = 8, seq_len: int =
         activations = tokens * shape.layers * full_block
     logits = batch_size * (loss_tokens if loss_tokens is not None else seq_len)
     activations += logits * shape.vocab * 4  # fp32 log-probabilities, saved by the loss
-    return Estimate(shape.name, method, weights, gradients, optimizer, activations, trainable)
+    gathered = 0.0
+    if devices > 1:
+        split = SHARDED_PARTS[sharding]
+        weights, gradients, optimizer = (part / devices if name in split else part
+                                         for name, part in (("weights", weights),
+                                                            ("gradients", gradients),
+                                                            ("optimizer", optimizer)))
+        if "weights" in split:  # a unit's weights are gathered whole, as computation reads them
+            if not lora:  # in the compute precision: the half copy exists for gathered units only
+                weights = trainable * p["weight"] / devices
+            block = shape.linear_params / shape.layers
+            linear = NF4_BYTES if method == "qlora" else (
+                p["frozen"] if lora else p["cast"] or p["weight"])
+            norms_and_embeddings = p["frozen"] if lora else p["cast"] or p["weight"]
+            gathered = 2 * block * linear + shape.other_params * norms_and_embeddings
+    return Estimate(shape.name, method, weights, gradients, optimizer, activations, trainable,
+                    devices, sharding, gathered)
+
+
+def sharding_table(models=("Llama-3.1-8B", "Llama-3.1-70B"), method: str = "full",
+                   devices=(1, 2, 4, 8), shardings=SHARDING, **settings) -> str:
+    """Estimated training memory (GB) per device, for each model, sharding and device count."""
+    rows = [f"{'model':15} {'sharding':9} " + " ".join(f"{f'{n} dev':>9}" for n in devices)]
+    for name in models:
+        for sharding in shardings:
+            totals = [estimate(name, method, devices=n, sharding=sharding, **settings).total / GB
+                      for n in devices]
+            rows.append(f"{shape_of(name).name:15} {sharding:9} "
+                        + " ".join(f"{t:8.1f}G" for t in totals))
+    return "\n".join(rows)
 
 
 def table(models=tuple(SHAPES), methods=METHODS, **settings) -> str:

@@ -423,6 +423,19 @@ class Recipe:
     settings: dict  # train.sft keyword arguments
     heldout: tuple[str, ...] = ("val", "test")  # splits the run answers (n_eval rows, data.take)
     used_by: str = ""
+    train_subset: int | None = None  # train on data.subset(train, n) instead of all of it
+    label_noise: float = 0.0  # then give this share of them a wrong category and priority
+
+    def train_rows(self, rows: list[dict]) -> list[dict]:
+        """The rows this recipe trains on, from its dataset's train split."""
+        if self.train_subset:
+            rows = data.subset(rows, self.train_subset)
+        if self.label_noise:
+            from .prompts import TICKET_SCHEMA
+            fields = TICKET_SCHEMA["properties"]
+            rows = data.corrupt_labels(rows, self.label_noise, seed=0, choices={
+                name: fields[name]["enum"] for name in ("category", "priority")})
+        return rows
 
     def settings_for(self, profile) -> dict:
         """The settings in this profile: the smoke profile only checks that the code runs, so
@@ -445,6 +458,28 @@ COURSE_RUNS: dict[str, Recipe] = {
        for seed in (0, 1, 2)},
     "tickets/full": Recipe("tickets", None, dict(learning_rate=1e-4, **_STOP), used_by="02, 06"),
 }
+# The learning rates the short sweeps preferred (03 for LoRA, 02 for the full fine-tune), run at
+# the full budget with every other setting as the course's run: each against the course's rate,
+# compared on validation (loss and exact match), so the rate is chosen, not copied.
+FULL_BUDGET_RATES = {"tickets/lora-seed0": "tickets/lora-lr0.003", "tickets/full": "tickets/full-lr0.001"}
+COURSE_RUNS.update({
+    "tickets/lora-lr0.003": Recipe("tickets", _TICKET_LORA, dict(learning_rate=3e-3, seed=0, **_STOP),
+                                   heldout=("val",), used_by="03 (the rate at the full budget)"),
+    "tickets/full-lr0.001": Recipe("tickets", None, dict(learning_rate=1e-3, **_STOP),
+                                   heldout=("val",), used_by="02 (the rate at the full budget)"),
+})
+# Chapter 01's data experiments: the same 40 steps of 8 at every size, so only the data changes
+# (25, 100 and 400 tickets, nested; then the 400 with 40 % of their labels wrong).
+DATA_SIZES = (25, 100, 400)
+_DATA = dict(max_steps=40, batch_size=8, learning_rate=1e-3, seed=0)
+COURSE_RUNS.update({
+    **{f"tickets/data-{n}": Recipe("tickets", train.LoraSettings(), dict(_DATA), train_subset=n,
+                                   heldout=("val", "test") if n == 400 else ("val",),
+                                   used_by="01 (size)" + (", solutions 01" if n == 400 else ""))
+       for n in DATA_SIZES},
+    "tickets/data-400-noisy": Recipe("tickets", train.LoraSettings(), dict(_DATA), train_subset=400,
+                                     label_noise=0.4, heldout=("val",), used_by="01 (quality)"),
+})
 # Chapter 03's sweeps: short runs (40 steps of 8, about half an epoch), every other setting as
 # the ticket LoRA's, one thing changed at a time. Rank-stabilized LoRA (scale alpha / sqrt(r))
 # keeps a step's size the same at every rank, so the rank sweep compares capacity alone;
@@ -480,7 +515,7 @@ def course_run(name: str, model, tokenizer, profile=None, show: bool = True) -> 
     split = {s: data.load_split(recipe.dataset, s) for s in ("train", "val", *recipe.heldout)}
     heldout = {s: data.take(split[s], profile.n_eval) for s in recipe.heldout}
     val_rows = data.take(split["val"], profile.n_eval)  # all of them, except in smoke
-    return sft(name, model, tokenizer, split["train"], val_rows, heldout, lora=recipe.lora,
+    return sft(name, model, tokenizer, recipe.train_rows(split["train"]), val_rows, heldout, lora=recipe.lora,
                profile=profile, show=show, **recipe.settings_for(profile))
 
 

@@ -115,3 +115,29 @@ def test_nf4_bytes_are_what_bitsandbytes_stores_with_double_quantization(tmp_pat
               + state.absmax.numel() * state.absmax.element_size()
               + state.state2.absmax.numel() * state.state2.absmax.element_size())
     assert stored / (256 * 256) == pytest.approx(memory.NF4_BYTES, rel=1e-3)
+
+
+def test_sharding_splits_the_parts_each_strategy_shards():
+    one = memory.estimate("Llama-3.1-8B", "full", precision="mixed")
+    for n in (2, 4, 8):
+        ddp, z1, z2, z3, fsdp = (memory.estimate("Llama-3.1-8B", "full", precision="mixed",
+                                                 devices=n, sharding=s) for s in memory.SHARDING)
+        assert (ddp.weights, ddp.gradients, ddp.optimizer) == (one.weights, one.gradients, one.optimizer)
+        assert z1.optimizer == pytest.approx(one.optimizer / n) and z1.gradients == one.gradients
+        assert z2.gradients == pytest.approx(one.gradients / n) and z2.weights == one.weights
+        # ZeRO-3 / FSDP: the fp32 weights split N ways; a unit's half copy only while it computes
+        assert z3.weights == pytest.approx(one.trainable * 4 / n) and z3.gathered > 0
+        assert z3.total == fsdp.total and ddp.activations == z3.activations == one.activations
+        assert ddp.total > z1.total > z2.total > z3.total
+    # one device: nothing to share, whatever the strategy
+    assert memory.estimate("Llama-3.1-8B", "full", devices=1, sharding="zero3").total == pytest.approx(
+        memory.estimate("Llama-3.1-8B", "full").total)
+
+
+def test_sharding_table_and_bad_settings():
+    text = memory.sharding_table(precision="mixed", checkpointing=True, batch_size=1, seq_len=2048)
+    assert "Llama-3.1-70B" in text and "zero2" in text and "8 dev" in text
+    with pytest.raises(ValueError, match="sharding must be one of"):
+        memory.estimate("SmolLM2-135M", devices=2, sharding="zero4")
+    with pytest.raises(ValueError, match="whole number of at least 1"):
+        memory.estimate("SmolLM2-135M", devices=0)

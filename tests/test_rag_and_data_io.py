@@ -1,5 +1,7 @@
 """course_utils.rag (BM25) and course_utils.data (JSONL reading with file:line errors)."""
 
+import json
+
 import pytest
 
 from course_utils import data, rag
@@ -66,6 +68,30 @@ def test_bad_lines_name_file_and_line(tmp_path, content, message):
 def test_missing_file_says_how_to_make_it(tmp_path):
     with pytest.raises(data.DataError, match="no such file.*generate.py"):
         data.load_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_subset_is_nested_and_seeded_and_refuses_impossible_sizes():
+    rows = [{"i": i} for i in range(50)]
+    assert data.subset(rows, 10) == data.subset(rows, 30)[:10] == data.subset(rows, 10, seed=0)
+    assert data.subset(rows, 10) != data.subset(rows, 10, seed=1)
+    assert sorted(r["i"] for r in data.subset(rows, 50)) == list(range(50))
+    for bad in (0, 51):
+        with pytest.raises(ValueError, match="give 1 to 50"):
+            data.subset(rows, bad)
+
+
+def test_corrupt_labels_changes_a_share_of_answers_to_a_wrong_value():
+    rows = [{"messages": [{"role": "user", "content": str(i)},
+                          {"role": "assistant", "content": json.dumps({"a": "x", "b": "p"})}]}
+            for i in range(20)]
+    noisy = data.corrupt_labels(rows, 0.25, {"a": ("x", "y", "z")})
+    changed = [json.loads(b["messages"][-1]["content"]) for a, b in zip(rows, noisy) if a != b]
+    assert len(changed) == 5 and all(c["a"] in ("y", "z") and c["b"] == "p" for c in changed)
+    assert json.loads(rows[0]["messages"][-1]["content"]) == {"a": "x", "b": "p"}  # a copy
+    assert data.corrupt_labels(rows, 0.25, {"a": ("x", "y")}) == data.corrupt_labels(
+        rows, 0.25, {"a": ("x", "y")})
+    with pytest.raises(ValueError, match="from 0 to 1"):
+        data.corrupt_labels(rows, 1.5, {"a": ("x", "y")})
 
 
 def test_take_spreads_evenly_and_repeats():

@@ -109,8 +109,8 @@ def test_the_course_runs_stop_on_validation_except_in_smoke():
     seeds = {runs.COURSE_RUNS[n].settings["seed"] for n in names if "seed" in n}
     assert seeds == {0, 1, 2}
     for name, recipe in runs.COURSE_RUNS.items():
-        if "/sweep-" in name:
-            continue  # chapter 03's short sweeps: checked below
+        if "/sweep-" in name or "/data-" in name:
+            continue  # chapter 03's short sweeps and 01's data runs: checked below
         cpu = recipe.settings_for("cpu")
         assert cpu["max_epochs"] > 1 and cpu["patience"] >= 1 and "max_steps" not in cpu, name
         smoke = recipe.settings_for("smoke")
@@ -135,6 +135,27 @@ def test_chapter_03s_sweeps_change_one_setting_at_a_time_and_never_see_test():
     assert sorted(sweeps[n].lora.r for n in ranks) == list(runs.SWEEP_RANKS)
     # rsLoRA: the scale falls as 1/sqrt(r), so a first step moves W the same at every rank
     assert {round(sweeps[n].lora.scale * sweeps[n].lora.r ** 0.5, 6) for n in ranks} == {8.0}
+
+
+def test_chapter_01s_data_runs_differ_in_their_rows_only():
+    recipes = {n: r for n, r in runs.COURSE_RUNS.items() if "/data-" in n}
+    assert sorted(recipes) == ["tickets/data-100", "tickets/data-25", "tickets/data-400",
+                               "tickets/data-400-noisy"]
+    assert len({(r.lora, tuple(r.settings.items())) for r in recipes.values()}) == 1
+    train_split = data.load_split("tickets", "train")
+    rows = {n: r.train_rows(train_split) for n, r in recipes.items()}
+    assert [len(rows[f"tickets/data-{n}"]) for n in runs.DATA_SIZES] == [25, 100, 400]
+    assert rows["tickets/data-400"][:25] == rows["tickets/data-25"]  # nested: sizes add rows
+    clean, noisy = rows["tickets/data-400"], rows["tickets/data-400-noisy"]
+    assert [r["messages"][:-1] for r in clean] == [r["messages"][:-1] for r in noisy]
+    changed = [(json.loads(a["messages"][-1]["content"]), json.loads(b["messages"][-1]["content"]))
+               for a, b in zip(clean, noisy) if a != b]
+    assert len(changed) == 160  # 40 % of 400
+    for before, after in changed:  # a wrong category and priority; nothing else touched
+        assert after["category"] != before["category"] and after["priority"] != before["priority"]
+        assert {k: v for k, v in after.items() if k not in ("category", "priority")} == {
+            k: v for k, v in before.items() if k not in ("category", "priority")}
+    assert "test" not in recipes["tickets/data-400-noisy"].heldout
 
 
 def test_a_course_run_loads_its_splits_and_scores_n_eval_rows(tiny_model, cache, monkeypatch):

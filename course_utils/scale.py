@@ -1,0 +1,93 @@
+"""Past one device: what each of N processes holds when they shard a model (chapter 08).
+
+`memory.estimate(..., devices=N, sharding=...)` predicts the bytes per device; this module
+measures them. `measure_fsdp_shards` starts N CPU processes with torchrun over the gloo
+backend, shards a randomly initialised model of a memory.Shape with PyTorch's FSDP2
+(`fully_shard` on every decoder block, then on the whole model, as accelerate's FSDP plugin
+wraps a Llama), takes one AdamW step and reports, per process, the bytes of its own shard of
+the weights, the gradients and AdamW's state. The same commands run on GPUs with the nccl
+backend; only the CPU path is tested here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from . import memory
+
+
+def measure_fsdp_shards(shape: memory.Shape, processes: int = 2, timeout: float = 600) -> list[dict]:
+    """One FSDP2 training step of a model of `shape` on `processes` CPU processes; returns one
+    dict per rank: {"rank", "world", "weights", "gradients", "optimizer", "loss"} (bytes of
+    that rank's local shards; the optimizer's step counters left out)."""
+    if int(processes) != processes or processes < 1:
+        raise ValueError(f"processes={processes!r}: a whole number of at least 1")
+    with tempfile.TemporaryDirectory(prefix="course-fsdp-") as out:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={processes}", "-m", "course_utils.scale", "shards",
+                   json.dumps(shape.__dict__), out]
+        environment = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                  env=environment)
+        except subprocess.TimeoutExpired as error:
+            raise RuntimeError(f"{processes} FSDP processes did not finish in {timeout:.0f} s; "
+                               f"is another job holding the cores?") from error
+        if done.returncode != 0:
+            raise RuntimeError(f"torchrun with {processes} processes failed (exit "
+                               f"{done.returncode}); its last output:\n{done.stderr[-3000:]}")
+        reports = [json.loads(p.read_text()) for p in sorted(Path(out).glob("rank*.json"))]
+    if len(reports) != processes:
+        raise RuntimeError(f"{len(reports)} of {processes} processes reported back")
+    return sorted(reports, key=lambda r: r["rank"])
+
+
+def _local_bytes(tensor) -> int:
+    """Bytes this process stores for a tensor: its shard when the tensor is a DTensor."""
+    local = tensor.to_local() if hasattr(tensor, "to_local") else tensor
+    return local.numel() * local.element_size()
+
+
+def _shards_worker(shape_json: str, out: str) -> None:
+    """Inside torchrun: shard, step once, write rank<k>.json with what this rank holds."""
+    import torch
+    import torch.distributed as dist
+    from torch.distributed.fsdp import fully_shard
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    shape = memory.Shape(**json.loads(shape_json))
+    torch.manual_seed(0)  # the same initial weights in every process
+    config = LlamaConfig(hidden_size=shape.hidden, intermediate_size=shape.intermediate,
+                         num_hidden_layers=shape.layers, num_attention_heads=shape.heads,
+                         num_key_value_heads=shape.kv_heads, vocab_size=shape.vocab,
+                         tie_word_embeddings=shape.tied_embeddings)
+    model = LlamaForCausalLM(config)
+    for block in model.model.layers:
+        fully_shard(block)
+    fully_shard(model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    torch.manual_seed(1 + rank)  # each process its own batch, as data parallelism gives it
+    batch = torch.randint(0, shape.vocab, (2, 16))
+    loss = model(input_ids=batch, labels=batch).loss
+    loss.backward()
+    gradients = sum(_local_bytes(p.grad) for p in model.parameters() if p.grad is not None)
+    optimizer.step()
+    report = {"rank": rank, "world": world, "loss": loss.item(), "gradients": gradients,
+              "weights": sum(_local_bytes(p) for p in model.parameters()),
+              "optimizer": sum(_local_bytes(v) for state in optimizer.state.values()
+                               for k, v in state.items() if k != "step")}
+    Path(out, f"rank{rank}.json").write_text(json.dumps(report))
+    dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "shards":
+        sys.exit("usage: python -m course_utils.scale shards SHAPE_JSON OUT_DIR (run by torchrun)")
+    _shards_worker(sys.argv[2], sys.argv[3])
