@@ -14,6 +14,10 @@
                              exit 0 when valid, 1 when it has errors, 2 when it cannot be read
   course results             print docs/results.json as the README's table
                              (--readme README.md writes it there; --check exits 1 if stale)
+  course runs [NAME ...]     train the course's shared runs into the run cache (make runs)
+  course train --config F    train what a config says (configs/train/), on one process or,
+                             under `accelerate launch` or torchrun, on many; exit 0 done,
+                             1 when the data has errors, 2 for a bad config or arguments
 """
 
 from __future__ import annotations
@@ -322,6 +326,22 @@ def cmd_runs(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    """Train what a config file says (configs/train/): the entry point `accelerate launch`
+    and torchrun call, so one recipe runs on one process or many."""
+    from . import data, scale
+    try:
+        config = scale.read_train_config(args.config)
+        scale.train_from_config(config, args.output)
+    except data.DataError as error:
+        print(f"course train: {error}", file=sys.stderr)
+        return 1
+    except (scale.ConfigError, ValueError) as error:
+        print(f"course train: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `course` command."""
     parser = argparse.ArgumentParser(prog="course", description=__doc__,
@@ -360,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     train_runs.add_argument("--profile", default="cpu", choices=["smoke", "cpu", "gpu"])
     train_runs.add_argument("--list", action="store_true", help="list the runs and stop")
     train_runs.set_defaults(func=cmd_runs)
+    fit = sub.add_parser("train", help="train what a config file says, on 1 or N processes "
+                                       "(accelerate launch ... -m course_utils.cli train)")
+    fit.add_argument("--config", required=True, help="a YAML training config (configs/train/)")
+    fit.add_argument("--output", default=None, help="save here instead of the config's output")
+    fit.set_defaults(func=cmd_train)
     args = parser.parse_args(argv)
     return args.func(args)
 

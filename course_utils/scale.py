@@ -87,6 +87,98 @@ def _shards_worker(shape_json: str, out: str) -> None:
     dist.destroy_process_group()
 
 
+# ---------------------------------------------------------------------------- one recipe, N processes
+
+# What a training config may say (`course train --config FILE`), and the type of each value.
+CONFIG_KEYS: dict[str, tuple[type, ...]] = {
+    "model": (str,), "train": (str,), "val": (str,), "output": (str,), "lora": (dict, type(None)),
+    "max_steps": (int,), "max_epochs": (int, float), "patience": (int,), "batch_size": (int,),
+    "learning_rate": (float, int), "max_length": (int,), "seed": (int,), "eval_every": (int,),
+}
+REQUIRED_KEYS = ("model", "train", "output")
+LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
+
+
+class ConfigError(ValueError):
+    """A training config that cannot be used: the message names the file, the line and the fix."""
+
+
+def read_train_config(path: str | Path) -> dict:
+    """A training config (YAML, or JSON, which YAML reads too), checked: every key known, of the
+    right type, the required ones there. Problems raise ConfigError naming FILE:LINE."""
+    import yaml
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        root = yaml.compose(text)
+        config = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)})") from None
+    if not isinstance(config, dict) or root is None:
+        raise ConfigError(f"{path}: a training config is a mapping of keys to values, e.g. "
+                          f"'model: smollm2-135m'; see configs/train/")
+    lines = {key.value: key.start_mark.line + 1 for key, _ in root.value}
+    problems = []
+    for key, value in config.items():
+        where = f"{path}:{lines.get(key, 1)}"
+        if key not in CONFIG_KEYS:
+            problems.append(f"{where}: unknown key {key!r}; the keys are {', '.join(CONFIG_KEYS)}")
+        elif isinstance(value, bool) or not isinstance(value, CONFIG_KEYS[key]):
+            wanted = " or ".join("null" if t is type(None) else t.__name__ for t in CONFIG_KEYS[key])
+            hint = (f" (YAML reads {value} as text: write it with a decimal point, e.g. "
+                    f"{float(value)!r})" if isinstance(value, str) and _is_number(value) else "")
+            problems.append(f"{where}: {key} is {value!r}; it must be {wanted}{hint}")
+        elif key == "lora":
+            problems += [f"{where}: lora has no setting {k!r}; its settings are "
+                         f"{', '.join(LORA_KEYS)}" for k in value if k not in LORA_KEYS]
+    problems += [f"{path}: no {key!r}; add e.g. "
+                 f"'{key}: {dict(model='smollm2-135m', train='data/tickets/train.jsonl', output='outputs/train/tickets')[key]}'"
+                 for key in REQUIRED_KEYS if key not in config]
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def rank() -> int:
+    """This process's rank among those training together (0 when alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
+def train_from_config(config: dict, output: str | Path | None = None) -> Path | None:
+    """Train what a config (read_train_config) says with train.sft, on one process or on each
+    of those `accelerate launch` or torchrun started; the first saves the result
+    (train.save_adapter) to `output` (default: the config's) and returns its folder, the
+    others return None."""
+    from . import data, train
+    from .models import load_model
+    first = rank() == 0
+    rows = {split: data.load_jsonl(config[split]) for split in ("train", "val") if split in config}
+    model, tokenizer = load_model(config["model"], show=first)
+    lora = config.get("lora", {})
+    settings = {k: v for k, v in config.items() if k not in ("model", "train", "val", "output", "lora")}
+    result = train.sft(model, tokenizer, rows["train"], rows.get("val"),
+                       lora=None if lora is None else train.LoraSettings(**lora), show=first,
+                       **settings)
+    if not first:
+        return None
+    folder = train.save_adapter(result, output or config["output"])
+    print(f"{result.steps} steps on {train.processes()} process(es) in {result.seconds:.0f} s; "
+          f"saved to {folder}")
+    return folder
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 4 or sys.argv[1] != "shards":
         sys.exit("usage: python -m course_utils.scale shards SHAPE_JSON OUT_DIR (run by torchrun)")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import shutil
 import tempfile
 import threading
@@ -618,6 +619,7 @@ def _common_args(settings: dict, output_dir, has_val: bool, eval_every: int | No
     device = env.get_device()
     half = env.get_dtype(device)
     return dict(
+        **_split_over_processes(settings["batch_size"]),
         output_dir=str(output_dir), max_steps=settings["max_steps"],
         per_device_train_batch_size=settings["batch_size"], per_device_eval_batch_size=16,
         learning_rate=settings["learning_rate"], lr_scheduler_type="linear", warmup_steps=0,
@@ -628,6 +630,31 @@ def _common_args(settings: dict, output_dir, has_val: bool, eval_every: int | No
         disable_tqdm=env.is_headless() or not show, dataloader_num_workers=0,
         prediction_loss_only=True,
         include_num_input_tokens_seen="non_padding")  # throughput counts real tokens only
+
+
+def processes() -> int:
+    """How many processes train together: WORLD_SIZE as torchrun and `accelerate launch` set
+    it (1 in a plain Python process or a notebook)."""
+    value = os.environ.get("WORLD_SIZE", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"WORLD_SIZE={value!r}: the number of processes, set by torchrun or "
+                         f"accelerate launch; unset it to train in one process")
+    return int(value)
+
+
+def _split_over_processes(batch_size: int) -> dict:
+    """Keep a recipe's batch the same on any number of processes: with N of them each step's
+    `batch_size` rows are split N ways (accelerate's split_batches) rather than N times as
+    many rows being read, so one process and N give the same steps."""
+    n = processes()
+    if n == 1:
+        return {}
+    if batch_size % n:
+        raise ValueError(f"batch_size={batch_size} does not split over {n} processes: every "
+                         f"process takes an equal share of each step's rows. Use a batch size "
+                         f"that {n} divides (e.g. {batch_size + n - batch_size % n}), or launch "
+                         f"a process count that divides {batch_size}")
+    return dict(accelerator_config={"split_batches": True})
 
 
 def _new_trainer(trainer_class, **kwargs):
@@ -664,12 +691,13 @@ def _history_from_log(log_history: list[dict]) -> list[dict]:
 
 def _logits_where(model, inputs: dict, keep):
     """LM-head logits only where `keep` (batch × length-1) is True: position t predicts token
-    t+1. The transformer runs on every token; the 49k-word projection only on the kept ones."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    backbone = getattr(base, base.base_model_prefix)
-    hidden = backbone(**{k: v for k, v in inputs.items() if k in _BACKBONE_INPUTS},
-                      use_cache=False).last_hidden_state
-    return base.get_output_embeddings()(hidden[:, :-1][keep]).float()
+    t+1. The transformer runs on every token; the 49k-word projection only on the positions
+    some row keeps (transformers' `logits_to_keep`). The call goes through the model's own
+    forward, wrappers included, so DistributedDataParallel still syncs the gradients."""
+    positions = keep.any(0).nonzero().squeeze(-1)  # ascending, so the order is (row, position)
+    logits = model(**{k: v for k, v in inputs.items() if k in _BACKBONE_INPUTS},
+                   use_cache=False, logits_to_keep=positions).logits
+    return logits[keep[:, positions]].float()
 
 
 _BACKBONE_INPUTS = ("input_ids", "attention_mask", "position_ids")
@@ -737,6 +765,11 @@ def _trainer_class():
     class CourseSFTTrainer(SFTTrainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
             loss = _assistant_token_loss(model, inputs, num_items_in_batch)
+            if num_items_in_batch is not None and self.args.average_tokens_across_devices:
+                # On N processes num_items_in_batch counts the loss tokens of all of them, and
+                # DDP averages the N gradients: times N, each step is the mean over every
+                # token of the global batch, as on one process (the Trainer's own rule).
+                loss = loss * self.accelerator.num_processes
             return (loss, {"loss": loss}) if return_outputs else loss
 
     return CourseSFTTrainer

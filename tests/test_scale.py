@@ -24,3 +24,143 @@ def test_two_fsdp_processes_hold_what_the_calculator_predicts():
 def test_bad_process_counts_are_refused():
     with pytest.raises(ValueError, match="at least 1"):
         scale.measure_fsdp_shards(TINY, processes=0)
+
+
+# ---------------------------------------------------------------------------- one recipe, N processes
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_recipe(tiny_model, tmp_path_factory):
+    """A config training a LoRA on a saved 2-layer model: 4 steps of 8 tickets."""
+    from course_utils import data
+    folder = tmp_path_factory.mktemp("scale")
+    model, tokenizer = tiny_model
+    model.save_pretrained(folder / "model")
+    tokenizer.save_pretrained(folder / "model")
+    data.write_jsonl(data.load_split("tickets", "train")[:32], folder / "train.jsonl")
+    config = folder / "config.yaml"
+    config.write_text(f"model: {folder / 'model'}\ntrain: {folder / 'train.jsonl'}\n"
+                      f"output: {folder / 'out'}\nlora: {{r: 4, alpha: 8, dropout: 0.0}}\n"
+                      f"max_steps: 4\nbatch_size: 8\nlearning_rate: 2.0e-2\nmax_length: 256\n")
+    return folder, config
+
+
+def _train(config, output, launcher: str | None = None) -> None:
+    """`course train` in one process, or under accelerate launch with configs/accelerate/<launcher>.yaml."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    environment = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    environment.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", COURSE_HEADLESS="1")
+    if launcher is None:
+        command = [sys.executable, "-m", "course_utils.cli"]
+    else:
+        command = [str(Path(sys.executable).with_name("accelerate")), "launch", "--config_file",
+                   str(root / "configs" / "accelerate" / f"{launcher}.yaml"), "--num_processes=2",
+                   f"--main_process_port={_free_port()}", "-m", "course_utils.cli"]
+    done = subprocess.run([*command, "train", "--config", str(config), "--output", str(output)],
+                          capture_output=True, text=True, timeout=600, env=environment, cwd=root)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "on 2 process(es)" in done.stdout if launcher else "on 1 process(es)" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def one_process(tiny_recipe):
+    folder, config = tiny_recipe
+    _train(config, folder / "one")
+    return folder / "one"
+
+
+@pytest.mark.parametrize("launcher", ["ddp", "fsdp"])
+def test_two_processes_train_the_same_steps_as_one(tiny_recipe, tiny_model, one_process, launcher):
+    """The same config, batch and seed on 1 process and on 2 (accelerate launch with the
+    repo's DDP or FSDP2 config, over gloo): the loss at every step within 1 %, the adapters
+    alike, the same greedy answers from the reloaded adapter."""
+    import copy
+    import torch
+    from course_utils import data, evals, train
+    folder, config = tiny_recipe
+    _train(config, folder / launcher, launcher)
+    one, two = (train.read_metadata(f)["train"]["history"] for f in (one_process, folder / launcher))
+    one, two = ([h["train_loss"] for h in run if "train_loss" in h] for run in (one, two))
+    assert len(one) == len(two) == 4
+    assert one[-1] < one[0] - 0.05  # it learned something, so a wrong gradient would show
+    for a, b in zip(one, two):
+        assert abs(a - b) <= 0.01 * abs(a), (one, two)
+    model, tokenizer = tiny_model
+    reloaded = {name: train.load_adapter(f, model=copy.deepcopy(model))[0]
+                for name, f in (("one", one_process), ("two", folder / launcher))}
+    weights = {name: {k: v for k, v in m.state_dict().items() if "lora_" in k}
+               for name, m in reloaded.items()}
+    assert weights["one"].keys() == weights["two"].keys() and weights["one"]
+    for key, value in weights["one"].items():
+        torch.testing.assert_close(weights["two"][key], value, rtol=1e-3, atol=1e-5)
+    rows = data.load_split("tickets", "val")[:4]
+    answers = {name: evals.generate(m, tokenizer, rows, max_new_tokens=8, show=False)
+               for name, m in reloaded.items()}
+    assert answers["one"] == answers["two"]
+
+
+def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
+    from course_utils import train
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ValueError, match=r"batch_size=8 does not split over 3 processes.*e\.g\. 9"):
+        train._split_over_processes(8)
+    assert train._split_over_processes(9) == {"accelerator_config": {"split_batches": True}}
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    assert train._split_over_processes(8) == {}
+    monkeypatch.setenv("WORLD_SIZE", "two")
+    with pytest.raises(ValueError, match="WORLD_SIZE='two'"):
+        train.processes()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("model: m\ntrain: t\noutput: o\nlr: 0.1\n", r"config.yaml:4: unknown key 'lr'; the keys are model"),
+    ("model: m\ntrain: t\noutput: o\nlearning_rate: 1e-3\n",
+     r"config.yaml:4: learning_rate is '1e-3'; it must be float or int \(YAML reads 1e-3 as text.*0\.001"),
+    ("model: m\ntrain: t\noutput: o\nbatch_size: true\n", r"config.yaml:4: batch_size is True; it must be int"),
+    ("model: m\ntrain: t\noutput: o\nlora: {r: 4, rank: 8}\n", r"config.yaml:4: lora has no setting 'rank'"),
+    ("model: m\noutput: o\n", r"config.yaml: no 'train'; add e.g. 'train: data/tickets/train.jsonl'"),
+    ("model: m\ntrain: [t\n", r"config.yaml:3:1: not valid YAML"),
+    ("- model\n", r"config.yaml: a training config is a mapping"),
+])
+def test_bad_training_configs_say_where_and_how_to_fix(tmp_path, text, message):
+    from course_utils import scale
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    with pytest.raises(scale.ConfigError, match=message):
+        scale.read_train_config(path)
+
+
+def test_course_train_exits_2_on_a_bad_config_and_1_on_bad_data(tmp_path, capsys):
+    from course_utils import cli
+    assert cli.main(["train", "--config", str(tmp_path / "none.yaml")]) == 2
+    assert "no such config file" in capsys.readouterr().err
+    (tmp_path / "bad.jsonl").write_text('{"messages": [\n')
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model: smollm2-135m\ntrain: {tmp_path / 'bad.jsonl'}\noutput: {tmp_path / 'o'}\n")
+    assert cli.main(["train", "--config", str(config)]) == 1
+    assert "bad.jsonl:1" in capsys.readouterr().err
+
+
+def test_the_repo_configs_read_and_name_files_that_exist():
+    from pathlib import Path
+    from course_utils import scale
+    root = Path(__file__).resolve().parents[1]
+    configs = sorted((root / "configs" / "train").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        config = scale.read_train_config(path)
+        for split in ("train", "val"):
+            if split in config:
+                assert (root / config[split]).is_file(), (path, config[split])
+    for name in ("ddp.yaml", "fsdp.yaml", "deepspeed_zero3.json"):
+        assert (root / "configs" / "accelerate" / name).is_file()
