@@ -15,8 +15,9 @@
   course results             print docs/results.json as the README's table
                              (--readme README.md writes it there; --check exits 1 if stale)
   course runs [NAME ...]     train the course's shared runs into the run cache (make runs)
-  course train --config F    train what a config says (configs/train/), on one process or,
-                             under `accelerate launch` or torchrun, on many; exit 0 done,
+  course train --config F    train what a config says (configs/train/), on one process or
+                             (--processes N [--strategy fsdp], or under `accelerate launch` or
+                             torchrun) on many; exit 0 done,
                              1 when the data has errors, 2 for a bad config or arguments
 """
 
@@ -329,9 +330,15 @@ def cmd_runs(args) -> int:
 def cmd_train(args) -> int:
     """Train what a config file says (configs/train/): the entry point `accelerate launch`
     and torchrun call, so one recipe runs on one process or many."""
+    import subprocess
     from . import data, scale
     try:
         config = scale.read_train_config(args.config)
+        if args.processes > 1:  # start the launcher, which runs this command in each process
+            command = scale.launch_command(args.config, args.processes, args.strategy, args.output)
+            print("launching:", " ".join(command), flush=True)
+            done = subprocess.run(command)
+            return 0 if done.returncode == 0 else (done.returncode if done.returncode in (1, 2) else 1)
         scale.train_from_config(config, args.output)
     except data.DataError as error:
         print(f"course train: {error}", file=sys.stderr)
@@ -384,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
                                        "(accelerate launch ... -m course_utils.cli train)")
     fit.add_argument("--config", required=True, help="a YAML training config (configs/train/)")
     fit.add_argument("--output", default=None, help="save here instead of the config's output")
+    fit.add_argument("--processes", type=int, default=1,
+                     help="train on this many processes (accelerate launch, one per GPU or CPU core)")
+    fit.add_argument("--strategy", default="ddp", choices=["ddp", "fsdp"],
+                     help="with --processes: data parallel, or FSDP2 sharding (configs/accelerate/)")
     fit.set_defaults(func=cmd_train)
     args = parser.parse_args(argv)
     return args.func(args)

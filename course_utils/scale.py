@@ -94,7 +94,9 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "model": (str,), "train": (str,), "val": (str,), "output": (str,), "lora": (dict, type(None)),
     "max_steps": (int,), "max_epochs": (int, float), "patience": (int,), "batch_size": (int,),
     "learning_rate": (float, int), "max_length": (int,), "seed": (int,), "eval_every": (int,),
+    "backend": (str,),
 }
+BACKENDS = ("gloo", "nccl")  # torch.distributed's: gloo runs anywhere, nccl on NVIDIA GPUs
 REQUIRED_KEYS = ("model", "train", "output")
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
 
@@ -135,12 +137,26 @@ def read_train_config(path: str | Path) -> dict:
         elif key == "lora":
             problems += [f"{where}: lora has no setting {k!r}; its settings are "
                          f"{', '.join(LORA_KEYS)}" for k in value if k not in LORA_KEYS]
+        elif key == "backend":
+            problems += _backend_problems(value, where)
     problems += [f"{path}: no {key!r}; add e.g. "
                  f"'{key}: {dict(model='smollm2-135m', train='data/tickets/train.jsonl', output='outputs/train/tickets')[key]}'"
                  for key in REQUIRED_KEYS if key not in config]
     if problems:
         raise ConfigError("\n".join(problems))
     return config
+
+
+def _backend_problems(backend: str, where: str) -> list[str]:
+    """Why a torch.distributed backend cannot run on this machine (an empty list when it can)."""
+    if backend not in BACKENDS:
+        return [f"{where}: backend {backend!r} is not one of {', '.join(BACKENDS)}"]
+    if backend == "nccl":
+        import torch
+        if not torch.cuda.is_available():
+            return [f"{where}: backend 'nccl' needs NVIDIA GPUs with CUDA, and this machine has "
+                    f"none: use 'gloo', or leave the key out (the trainer picks the backend)"]
+    return []
 
 
 def _is_number(text: str) -> bool:
@@ -167,7 +183,10 @@ def train_from_config(config: dict, output: str | Path | None = None) -> Path | 
     rows = {split: data.load_jsonl(config[split]) for split in ("train", "val") if split in config}
     model, tokenizer = load_model(config["model"], show=first)
     lora = config.get("lora", {})
-    settings = {k: v for k, v in config.items() if k not in ("model", "train", "val", "output", "lora")}
+    settings = {k: v for k, v in config.items()
+                if k not in ("model", "train", "val", "output", "lora", "backend")}
+    if "backend" in config:
+        settings["ddp_backend"] = config["backend"]
     result = train.sft(model, tokenizer, rows["train"], rows.get("val"),
                        lora=None if lora is None else train.LoraSettings(**lora), show=first,
                        **settings)
@@ -177,6 +196,33 @@ def train_from_config(config: dict, output: str | Path | None = None) -> Path | 
     print(f"{result.steps} steps on {train.processes()} process(es) in {result.seconds:.0f} s; "
           f"saved to {folder}")
     return folder
+
+
+STRATEGIES = ("ddp", "fsdp")  # configs/accelerate/<strategy>.yaml
+
+
+def launch_command(config_path: str | Path, processes: int, strategy: str = "ddp",
+                   output: str | Path | None = None) -> list[str]:
+    """The `accelerate launch` command that runs `course train --config` on `processes`
+    processes with the repo's DDP or FSDP config."""
+    import shutil
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"strategy {strategy!r}: use one of {', '.join(STRATEGIES)} "
+                          f"(configs/accelerate/<strategy>.yaml)")
+    if int(processes) != processes or processes < 2:
+        raise ConfigError(f"processes={processes!r}: launch 2 or more (one process needs no launcher)")
+    beside = Path(sys.executable).with_name("accelerate")
+    launcher = str(beside) if beside.exists() else shutil.which("accelerate")
+    if launcher is None:
+        raise ConfigError("accelerate's launcher (`accelerate`) is not installed in this "
+                          "environment: `pip install accelerate==1.15.0` (requirements.txt "
+                          "pins it), or launch with `torchrun --nproc_per_node N -m "
+                          "course_utils.cli train --config FILE`")
+    configs = Path(__file__).resolve().parents[1] / "configs" / "accelerate"
+    command = [launcher, "launch", "--config_file", str(configs / f"{strategy}.yaml"),
+               f"--num_processes={processes}", "-m", "course_utils.cli", "train",
+               "--config", str(config_path)]
+    return command + (["--output", str(output)] if output else [])
 
 
 if __name__ == "__main__":

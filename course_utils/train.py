@@ -170,7 +170,7 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
         inplace: bool = False, show: bool = True, padding_free: bool = True,
         output_dir: str | Path | None = None, save_every: int | None = None,
         resume: bool = False, callbacks: tuple = (), max_epochs: float | None = None,
-        patience: int | None = None) -> TrainResult:
+        patience: int | None = None, ddp_backend: str | None = None) -> TrainResult:
     """Fine-tune on chat rows (loss on assistant tokens only); LoRA unless lora=None.
 
     Sizes come from the profile unless given. How long: given only rows, a converged run:
@@ -185,6 +185,9 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
     optimizer, scheduler, random state) is kept every `save_every` steps; `resume=True`
     continues from the last one there, so an interrupted run picks up where it stopped.
     `callbacks`: extra transformers TrainerCallbacks.
+    Several processes (torchrun, accelerate launch): each step's batch_size rows are split
+    among them, so the steps are those of one process; `ddp_backend` picks torch.distributed's
+    backend ('gloo', 'nccl'; default: the trainer's choice for the device).
     Early stopping: `max_epochs` caps the run in passes over the data (instead of
     max_steps); with `patience`, validation loss is measured every `eval_every` steps (twice
     an epoch by default), training stops after `patience` measurements without a new best,
@@ -225,7 +228,8 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
             **_common_args(settings, output_dir, bool(val_rows), settings["eval_every"], show,
                            seed),
             max_length=None, padding_free=padding_free, activation_checkpointing=False,
-            **_checkpointing(settings, save_every))
+            **_checkpointing(settings, save_every),
+            **({"ddp_backend": ddp_backend} if ddp_backend else {}))
         if patience is not None:
             from transformers import EarlyStoppingCallback
             callbacks = (*callbacks, EarlyStoppingCallback(early_stopping_patience=patience))

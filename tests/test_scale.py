@@ -131,6 +131,7 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
     ("model: m\noutput: o\n", r"config.yaml: no 'train'; add e.g. 'train: data/tickets/train.jsonl'"),
     ("model: m\ntrain: [t\n", r"config.yaml:3:1: not valid YAML"),
     ("- model\n", r"config.yaml: a training config is a mapping"),
+    ("model: m\ntrain: t\noutput: o\nbackend: mpi\n", r"config.yaml:4: backend 'mpi' is not one of gloo, nccl"),
 ])
 def test_bad_training_configs_say_where_and_how_to_fix(tmp_path, text, message):
     from course_utils import scale
@@ -164,3 +165,33 @@ def test_the_repo_configs_read_and_name_files_that_exist():
                 assert (root / config[split]).is_file(), (path, config[split])
     for name in ("ddp.yaml", "fsdp.yaml", "deepspeed_zero3.json"):
         assert (root / "configs" / "accelerate" / name).is_file()
+
+
+def test_nccl_on_a_machine_without_cuda_is_refused_before_anything_starts(tmp_path, monkeypatch):
+    import torch
+    from course_utils import scale
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    path = tmp_path / "config.yaml"
+    path.write_text("model: m\ntrain: t\noutput: o\nbackend: nccl\n")
+    with pytest.raises(scale.ConfigError, match=r"config.yaml:4: backend 'nccl' needs NVIDIA GPUs.*use 'gloo'"):
+        scale.read_train_config(path)
+    path.write_text("model: m\ntrain: t\noutput: o\nbackend: gloo\n")
+    assert scale.read_train_config(path)["backend"] == "gloo"
+
+
+def test_the_launch_command_and_a_missing_launcher(tmp_path, monkeypatch):
+    import shutil
+    import sys
+    from course_utils import scale
+    command = scale.launch_command("c.yaml", 2, "fsdp", output="out")
+    assert command[1:3] == ["launch", "--config_file"] and command[3].endswith("configs/accelerate/fsdp.yaml")
+    assert command[4:] == ["--num_processes=2", "-m", "course_utils.cli", "train", "--config", "c.yaml",
+                           "--output", "out"]
+    with pytest.raises(scale.ConfigError, match="strategy 'zero'"):
+        scale.launch_command("c.yaml", 2, "zero")
+    with pytest.raises(scale.ConfigError, match="launch 2 or more"):
+        scale.launch_command("c.yaml", 1)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # no accelerate beside it
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(scale.ConfigError, match=r"`accelerate`\) is not installed.*torchrun"):
+        scale.launch_command("c.yaml", 2)
