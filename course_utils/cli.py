@@ -335,6 +335,7 @@ def cmd_train(args) -> int:
     try:
         config = scale.read_train_config(args.config)
         if args.processes > 1:  # start the launcher, which runs this command in each process
+            scale.check_processes(config, args.processes, args.config)
             command = scale.launch_command(args.config, args.processes, args.strategy, args.output)
             print("launching:", " ".join(command), flush=True)
             done = subprocess.run(command)

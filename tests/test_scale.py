@@ -195,3 +195,12 @@ def test_the_launch_command_and_a_missing_launcher(tmp_path, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(scale.ConfigError, match=r"`accelerate`\) is not installed.*torchrun"):
         scale.launch_command("c.yaml", 2)
+
+
+def test_course_train_refuses_a_batch_the_processes_cannot_split_before_launching(tmp_path, capsys):
+    from course_utils import cli
+    config = tmp_path / "c.yaml"
+    config.write_text("model: smollm2-135m\ntrain: data/tickets/train.jsonl\noutput: o\nbatch_size: 7\n")
+    assert cli.main(["train", "--config", str(config), "--processes", "2"]) == 2
+    error = capsys.readouterr().err
+    assert "c.yaml: batch_size 7 does not split over 2 processes" in error and "e.g. 8" in error
