@@ -264,10 +264,9 @@ def estimate(model, method: str = "lora", *, batch_size: int = 8, seq_len: int =
             if not lora:  # in the compute precision: the half copy exists for gathered units only
                 weights = trainable * p["weight"] / devices
             block = shape.linear_params / shape.layers
-            linear = NF4_BYTES if method == "qlora" else (
-                p["frozen"] if lora else p["cast"] or p["weight"])
-            norms_and_embeddings = p["frozen"] if lora else p["cast"] or p["weight"]
-            gathered = 2 * block * linear + shape.other_params * norms_and_embeddings
+            compute = p["frozen"] if lora else (p["cast"] or p["weight"])  # bytes as read
+            linear = NF4_BYTES if method == "qlora" else compute
+            gathered = 2 * block * linear + shape.other_params * compute
     return Estimate(shape.name, method, weights, gradients, optimizer, activations, trainable,
                     devices, sharding, gathered)
 

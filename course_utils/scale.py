@@ -203,13 +203,11 @@ STRATEGIES = ("ddp", "fsdp")  # configs/accelerate/<strategy>.yaml
 
 def check_processes(config: dict, processes: int, config_path: str | Path = "the config") -> None:
     """Refuse, before any process starts, a batch that `processes` cannot split evenly."""
-    from . import env
-    batch = config.get("batch_size") or env.get_profile().batch_size
-    if processes > 1 and batch % processes:
-        raise ConfigError(f"{config_path}: batch_size {batch} does not split over {processes} "
-                          f"processes (each takes an equal share of a step's rows): use a batch "
-                          f"size {processes} divides, e.g. {batch + processes - batch % processes}, "
-                          f"or a process count that divides {batch}")
+    from . import env, train
+    try:
+        train.check_batch_splits(config.get("batch_size") or env.get_profile().batch_size, processes)
+    except ValueError as error:
+        raise ConfigError(f"{config_path}: {error}") from None
 
 
 def launch_command(config_path: str | Path, processes: int, strategy: str = "ddp",

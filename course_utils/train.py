@@ -646,19 +646,22 @@ def processes() -> int:
     return int(value)
 
 
+def check_batch_splits(batch_size: int, n: int) -> None:
+    """Refuse a batch that n processes cannot share evenly (each takes batch_size / n rows)."""
+    if n > 1 and batch_size % n:
+        raise ValueError(f"batch_size {batch_size} does not split over {n} processes: every "
+                         f"process takes an equal share of each step's rows. Use a batch size "
+                         f"that {n} divides (e.g. {batch_size + n - batch_size % n}), or launch "
+                         f"a process count that divides {batch_size}")
+
+
 def _split_over_processes(batch_size: int) -> dict:
     """Keep a recipe's batch the same on any number of processes: with N of them each step's
     `batch_size` rows are split N ways (accelerate's split_batches) rather than N times as
     many rows being read, so one process and N give the same steps."""
     n = processes()
-    if n == 1:
-        return {}
-    if batch_size % n:
-        raise ValueError(f"batch_size={batch_size} does not split over {n} processes: every "
-                         f"process takes an equal share of each step's rows. Use a batch size "
-                         f"that {n} divides (e.g. {batch_size + n - batch_size % n}), or launch "
-                         f"a process count that divides {batch_size}")
-    return dict(accelerator_config={"split_batches": True})
+    check_batch_splits(batch_size, n)
+    return dict(accelerator_config={"split_batches": True}) if n > 1 else {}
 
 
 def _new_trainer(trainer_class, **kwargs):

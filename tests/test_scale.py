@@ -112,7 +112,7 @@ def test_two_processes_train_the_same_steps_as_one(tiny_recipe, tiny_model, one_
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
     from course_utils import train
     monkeypatch.setenv("WORLD_SIZE", "3")
-    with pytest.raises(ValueError, match=r"batch_size=8 does not split over 3 processes.*e\.g\. 9"):
+    with pytest.raises(ValueError, match=r"batch_size 8 does not split over 3 processes.*e\.g\. 9"):
         train._split_over_processes(8)
     assert train._split_over_processes(9) == {"accelerator_config": {"split_batches": True}}
     monkeypatch.setenv("WORLD_SIZE", "1")
