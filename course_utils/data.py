@@ -19,6 +19,7 @@ import math
 import os
 import random
 import re
+import shutil
 import statistics
 import tempfile
 import zlib
@@ -216,6 +217,43 @@ def write_json_atomic(path: str | Path, value) -> None:
             os.fsync(folder)
         finally:
             os.close(folder)
+
+
+def replace_folder(staging: str | Path, final: str | Path) -> Path:
+    """Put the finished folder `staging` in place of `final` without ever deleting the old
+    copy before the new one is in place: the old folder is renamed aside (".NAME.previous"),
+    the new one renamed in, and only then is the old one deleted. Both renames are atomic; a
+    crash between them leaves the old copy aside, and the next call (or `restore_folder`)
+    puts it back before anything else happens."""
+    staging, final = Path(staging), Path(final)
+    restore_folder(final)
+    aside = _aside(final)
+    if aside.exists():  # a finished swap's leftover: `final` is in place
+        shutil.rmtree(aside)
+    if final.exists():
+        os.replace(final, aside)
+    try:
+        os.replace(staging, final)
+    except BaseException:
+        restore_folder(final)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+    return final
+
+
+def restore_folder(final: str | Path) -> bool:
+    """Undo a `replace_folder` that stopped between its two renames: if `final` is missing
+    and its old copy is aside, put it back. True when it did."""
+    final = Path(final)
+    aside = _aside(final)
+    if final.exists() or not aside.exists():
+        return False
+    os.replace(aside, final)
+    return True
+
+
+def _aside(final: Path) -> Path:
+    return final.parent / f".{final.name}.previous"
 
 
 def load_split(dataset: str, split: str) -> list[dict]:

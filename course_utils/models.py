@@ -17,13 +17,14 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import socket
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from .data import replace_folder, restore_folder
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,11 @@ def offline_gguf_path(spec: ModelSpec) -> Path:
 
 
 def offline_cache_path(spec: ModelSpec) -> Path:
-    """Folder holding the de-quantized safetensors copy of the offline model."""
-    return cache_dir() / "models" / f"{spec.name}-from-gguf"
+    """Folder holding the de-quantized safetensors copy of the offline model (put back first
+    if a crash left it aside mid-replace: data.restore_folder)."""
+    folder = cache_dir() / "models" / f"{spec.name}-from-gguf"
+    restore_folder(folder)
+    return folder
 
 
 def build_offline_cache(spec: ModelSpec) -> Path:
@@ -145,9 +149,7 @@ def build_offline_cache(spec: ModelSpec) -> Path:
     tokenizer.save_pretrained(staging)
     (staging / "course_source.json").write_text(json.dumps(
         {"from": str(gguf), "bytes": gguf.stat().st_size, "hub_id": spec.hub_id}, indent=1))
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(staging, target)  # a crash before this line leaves no half-written cache
+    replace_folder(staging, target)  # the old copy goes only once the new one is in place
     return target
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -152,8 +151,11 @@ def runs_dir(profile=None) -> Path:
 
 
 def entry_dir(key: dict) -> Path:
-    """The cache folder of the run with this key."""
-    return runs_dir(key["profile"]["name"]) / key["name"].replace("/", "--") / digest(key)
+    """The cache folder of the run with this key (put back first if a crash left it aside
+    mid-replace: data.restore_folder)."""
+    folder = runs_dir(key["profile"]["name"]) / key["name"].replace("/", "--") / digest(key)
+    data.restore_folder(folder)
+    return folder
 
 
 # ---------------------------------------------------------------------------- the cache
@@ -210,14 +212,12 @@ def _write_entry(key: dict, write) -> Path:
 
 def _staged(final: Path, write) -> Path:
     """`write(folder)` fills a hidden staging folder beside `final`, which then replaces
-    `final` in one rename: readers see the old folder or the new one, never half of it."""
+    `final` (data.replace_folder: the old one is deleted only once the new one is in place)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     try:
         write(staging)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
+        data.replace_folder(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

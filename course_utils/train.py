@@ -966,11 +966,10 @@ def save_adapter(result: TrainResult, directory: str | Path, heldout: dict | Non
 
     `heldout` maps a metric name to a number or an evals.Metric, e.g.
     {"exact match": scores.metrics["exact match"]}. The folder appears complete or not at all
-    (written next to it, then renamed), so a crash never leaves half an adapter behind.
+    (written next to it, then renamed in; an older folder there is deleted only after), so a
+    crash never leaves half an adapter behind, nor none.
     """
     import json
-    import os
-    import shutil
     from datetime import datetime, timezone
 
     from . import __version__
@@ -993,9 +992,7 @@ def save_adapter(result: TrainResult, directory: str | Path, heldout: dict | Non
                 "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "versions": {"course_utils": __version__, **env.versions()}}
     (staging / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=1) + "\n")
-    if directory.exists():
-        shutil.rmtree(directory)
-    os.replace(staging, directory)
+    data.replace_folder(staging, directory)  # the old folder goes only once this one is in place
     return directory
 
 

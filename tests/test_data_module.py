@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -572,3 +573,45 @@ def test_group_split_keeps_each_scenario_on_one_side(tickets):
     mixed = [dict(r, scenario="one") for r in tickets[:6]]
     with pytest.raises(ValueError, match="group 'one'.*different 'label' values"):
         data.split(mixed, group="scenario", stratify="label")
+
+
+# ---------------------------------------------------------------------------- replace_folder
+
+def folder_with(path, text: str):
+    path.mkdir(parents=True)
+    (path / "weights.bin").write_text(text)
+    return path
+
+
+def test_replace_folder_swaps_in_the_new_copy_and_leaves_no_old_one(tmp_path):
+    final = folder_with(tmp_path / "adapter", "old")
+    data.replace_folder(folder_with(tmp_path / ".staging", "new"), final)
+    assert (final / "weights.bin").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]
+    data.replace_folder(folder_with(tmp_path / ".first", "first"), tmp_path / "fresh")  # none before
+    assert (tmp_path / "fresh" / "weights.bin").read_text() == "first"
+
+
+def test_a_failed_swap_keeps_the_old_copy_in_place(tmp_path, monkeypatch):
+    final = folder_with(tmp_path / "adapter", "old")
+    staging = folder_with(tmp_path / ".staging", "new")
+    real_replace, calls = os.replace, []
+
+    def second_rename_fails(source, target):
+        calls.append(source)
+        if len(calls) == 2:  # the old copy is aside; moving the new one in fails
+            raise OSError("disk full (simulated)")
+        real_replace(source, target)
+    monkeypatch.setattr(os, "replace", second_rename_fails)
+    with pytest.raises(OSError, match="disk full"):
+        data.replace_folder(staging, final)
+    monkeypatch.undo()
+    assert (final / "weights.bin").read_text() == "old"  # put back
+
+
+def test_a_crash_between_the_renames_is_undone_by_the_next_reader(tmp_path):
+    final = folder_with(tmp_path / "adapter", "old")
+    os.replace(final, tmp_path / ".adapter.previous")  # the process died right here
+    assert not final.exists()
+    assert data.restore_folder(final) and (final / "weights.bin").read_text() == "old"
+    assert not data.restore_folder(final)  # nothing to undo now
