@@ -93,26 +93,24 @@ def generate_from_messages(model, tokenizer, conversations: list[list[dict]],
              for c in conversations]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths together
     answers: list[str] = [""] * len(texts)
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     start, new_tokens = time.perf_counter(), 0
-    try:
-        for lo in range(0, len(order), batch_size):
-            batch = [order[i] for i in range(lo, min(lo + batch_size, len(order)))]
-            enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
-                            add_special_tokens=False).to(model.device)
-            # an xgrammar processor serves one generate() call only: a fresh one per batch
-            constrain = ([_schema_processor(model, tokenizer, json_schema)]
-                         if json_schema is not None else None)
-            with torch.no_grad():
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id,
-                                     logits_processor=constrain)
-            generated = out[:, enc["input_ids"].shape[1]:]
-            new_tokens += int((generated != tokenizer.pad_token_id).sum())
-            for i, ids in zip(batch, generated):
-                answers[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
-    finally:
-        tokenizer.padding_side = padding_side
+    for lo in range(0, len(order), batch_size):
+        batch = [order[i] for i in range(lo, min(lo + batch_size, len(order)))]
+        # left padding for this call only: the tokenizer object (maybe shared with a server)
+        # is never changed
+        enc = tokenizer([texts[i] for i in batch], return_tensors="pt", padding=True,
+                        padding_side="left", add_special_tokens=False).to(model.device)
+        # an xgrammar processor serves one generate() call only: a fresh one per batch
+        constrain = ([_schema_processor(model, tokenizer, json_schema)]
+                     if json_schema is not None else None)
+        with torch.no_grad():
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
+                                 pad_token_id=tokenizer.pad_token_id,
+                                 logits_processor=constrain)
+        generated = out[:, enc["input_ids"].shape[1]:]
+        new_tokens += int((generated != tokenizer.pad_token_id).sum())
+        for i, ids in zip(batch, generated):
+            answers[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
     if show:
         seconds = time.perf_counter() - start
         print(f"generated {len(texts)} answers in {seconds:.1f} s "

@@ -54,3 +54,23 @@ def drop_fused_forward(module) -> bool:
         del module.forward
         return True
     return False
+
+
+def gguf_progress_hidden():
+    """A context in which transformers' GGUF loader draws no "Converting and de-quantizing"
+    bar (it calls `tqdm` from its private module modeling_gguf_pytorch_utils, with no switch):
+    a bar for a file that loads in seconds is noise in a notebook."""
+    import contextlib
+    import functools
+
+    from transformers import modeling_gguf_pytorch_utils as loader
+
+    @contextlib.contextmanager
+    def hidden():
+        shown = loader.tqdm
+        loader.tqdm = functools.partial(shown, disable=True)
+        try:
+            yield
+        finally:
+            loader.tqdm = shown
+    return hidden()

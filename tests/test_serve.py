@@ -1,13 +1,11 @@
-"""course_utils.serve: the adapter registry (versions, promote, rollback, crash safety) and the
-local OpenAI-compatible server (replies, every error, a concurrent burst, adapters per request)."""
+"""course_utils.server (as the chapter calls it, through serve): the local OpenAI-compatible
+server against real HTTP requests: replies, every error, bursts batched without mixing requests
+or adapters, sampling, streaming, a full queue, slow clients; and serve's model helpers."""
 
 import copy
 import http.client
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,180 +16,6 @@ import pytest
 
 from course_utils import evals, serve
 from course_utils.train import _library_deprecations_hidden
-
-# ---------------------------------------------------------------------------- registry
-
-
-def fake_adapter(folder: Path, exact: float | None = 0.5, sha: str = "abc") -> Path:
-    """A folder shaped like train.save_adapter's output, without a trained model."""
-    folder.mkdir(parents=True)
-    heldout = {} if exact is None else {"exact match": {"value": exact, "hits": int(exact * 10),
-                                                        "n": 10, "low": 0.0, "high": 1.0}}
-    (folder / "course_adapter.json").write_text(json.dumps(
-        {"base_model": "HuggingFaceTB/SmolLM2-135M-Instruct", "kind": "lora",
-         "data_sha256": sha, "heldout": heldout, "saved": "2025-01-01T00:00:00+00:00"}))
-    (folder / "adapter_config.json").write_text("{}")
-    return folder
-
-
-def registry_with(tmp_path: Path, scores=(0.5, 0.6, 0.7), name: str = "tickets"):
-    registry = serve.Registry(tmp_path / "registry")
-    for i, score in enumerate(scores):
-        registry.register(fake_adapter(tmp_path / f"run{i}", score, sha=f"sha{i}"), name)
-    return registry
-
-
-def test_register_copies_saved_adapters_in_as_numbered_versions(tmp_path):
-    registry = registry_with(tmp_path, scores=(0.5, 0.6))
-    assert registry.names() == ["tickets"]
-    assert sorted(p.name for p in (tmp_path / "registry" / "tickets").iterdir()) == [
-        "v0001", "v0002"]
-    rows = registry.versions("tickets")
-    assert [r["version"] for r in rows] == [1, 2]
-    assert rows[1]["data_sha256"] == "sha1" and rows[1]["heldout"]["exact match"]["value"] == 0.6
-    assert rows[0]["base_model"].endswith("SmolLM2-135M-Instruct") and rows[0]["saved"]
-    assert not any(r["is_live"] for r in rows) and registry.live("tickets") is None
-    assert (tmp_path / "run0" / "course_adapter.json").exists()  # copied, not moved
-    assert registry.versions("unknown") == []
-    with pytest.raises(ValueError, match="promote"):
-        registry.path("tickets")  # nothing live yet: the error says how to make one live
-
-
-def test_promote_and_rollback_round_trip(tmp_path):
-    registry = registry_with(tmp_path)
-    assert registry.promote("tickets", 1) == 1
-    assert registry.promote("tickets", "v0003") == 3
-    assert registry.promote("tickets", 2) == 2
-    assert registry.promote("tickets", 2) == 2  # already live: no change to the history
-    assert registry.history("tickets") == [1, 3]
-    assert registry.path("tickets") == tmp_path / "registry" / "tickets" / "v0002"
-    assert [r["is_live"] for r in registry.versions("tickets")] == [False, True, False]
-    assert registry.rollback("tickets") == 3
-    assert serve.Registry(tmp_path / "registry").live("tickets") == 3  # read back from disk
-    assert registry.rollback("tickets") == 1
-    with pytest.raises(ValueError, match="no earlier live version"):
-        registry.rollback("tickets")
-    assert registry.live("tickets") == 1
-    with pytest.raises(ValueError, match=r"no version v0009.*registered: v0001, v0002, v0003"):
-        registry.promote("tickets", 9)
-
-
-def test_gate_refuses_a_worse_version_unless_forced(tmp_path):
-    registry = registry_with(tmp_path, scores=(0.6, 0.5, 0.6, None))
-    registry.promote("tickets", 1, gate="exact match")  # nothing live: nothing to beat
-    with pytest.raises(serve.GateError, match=r"v0002 scores exact match 0.500, below .*v0001"):
-        registry.promote("tickets", 2, gate="exact match")
-    assert registry.live("tickets") == 1
-    with pytest.raises(serve.GateError, match="no held-out 'exact match' score"):
-        registry.promote("tickets", 4, gate="exact match")
-    assert registry.promote("tickets", 3, gate="exact match") == 3  # as good: allowed
-    assert registry.promote("tickets", 2, gate="exact match", force=True) == 2
-    assert registry.history("tickets") == [1, 3]
-
-
-def test_gate_refuses_an_adapter_that_does_not_beat_the_prompt(tmp_path):
-    registry = registry_with(tmp_path, scores=(0.3, 0.38, 0.6))
-    from course_utils import evals
-    best_prompt = evals.Metric(23, 60, 0.27, 0.51)  # 0.383
-    v4 = registry.register_prompt("tickets", {"exact match": best_prompt},
-                                  {"system": "You triage...", "examples": 3},
-                                  base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
-                                  description="chapter 00's retrieved 3-shot prompt")
-    assert v4 == 4 and registry.versions("tickets")[3]["kind"] == "prompt"
-    assert not (registry.path("tickets", 4) / "adapter_config.json").exists()
-    # nothing live yet, but the adapter still has to beat the prompt
-    with pytest.raises(serve.GateError, match=r"v0001 scores exact match 0.300, not above the "
-                                              r"prompt v0004 \(0.383\)"):
-        registry.promote("tickets", 1, gate="exact match")
-    with pytest.raises(serve.GateError, match="not above the prompt"):
-        registry.promote("tickets", 2, gate="exact match")  # 0.380 < 0.383
-    assert registry.live("tickets") is None
-    assert registry.promote("tickets", 3, gate="exact match") == 3  # 0.6 beats it
-    assert registry.promote("tickets", 1, gate="exact match", force=True) == 1
-    assert registry.promote("tickets", 4, gate="exact match") == 4  # the prompt may serve
-    with pytest.raises(ValueError, match="heldout="):
-        registry.register_prompt("tickets", {}, {}, base_model="x")
-    with pytest.raises(ValueError, match="is a prompt version"):
-        serve.load_adapters(None, {"tickets": registry.path("tickets", 4)})
-
-
-@pytest.mark.parametrize("failing", ["replace", "fsync", "write"])
-def test_a_failure_mid_promote_leaves_the_previous_version_live(tmp_path, monkeypatch, failing):
-    registry = registry_with(tmp_path)
-    registry.promote("tickets", 1)
-
-    def fail(*args, **kwargs):
-        raise OSError(f"simulated failure in {failing}")
-    with monkeypatch.context() as patch:
-        if failing == "write":
-            patch.setattr(serve.json, "dumps", fail)
-        else:
-            patch.setattr(os, failing, fail)
-        with pytest.raises(OSError, match="simulated"):
-            registry.promote("tickets", 2)
-    folder = tmp_path / "registry" / "tickets"
-    assert serve.Registry(tmp_path / "registry").live("tickets") == 1
-    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["LIVE.json"]  # no debris
-    assert registry.promote("tickets", 2) == 2 and registry.history("tickets") == [1]
-
-
-def test_a_process_killed_between_temp_file_and_rename_leaves_the_previous_version_live(tmp_path):
-    registry = registry_with(tmp_path)
-    registry.promote("tickets", 1)
-    crash = ("import os, sys\n"
-             "from course_utils import serve\n"
-             "os.replace = lambda *args: os._exit(3)  # the process dies right before the rename\n"
-             "serve.Registry(sys.argv[1]).promote('tickets', 2)\n")
-    done = subprocess.run([sys.executable, "-c", crash, str(tmp_path / "registry")],
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 3, done.stderr
-    folder = tmp_path / "registry" / "tickets"
-    leftovers = list(folder.glob(".LIVE.json.*.tmp"))
-    assert len(leftovers) == 1 and json.loads(leftovers[0].read_text())["live"] == 2
-    fresh = serve.Registry(tmp_path / "registry")
-    assert fresh.live("tickets") == 1 and fresh.path("tickets").name == "v0001"
-    assert [r["version"] for r in fresh.versions("tickets")] == [1, 2, 3]
-    assert fresh.promote("tickets", 3) == 3 and fresh.rollback("tickets") == 1
-
-
-def test_registering_a_folder_that_is_not_a_saved_adapter_says_how_to_fix_it(tmp_path):
-    registry = serve.Registry(tmp_path / "registry")
-    plain = tmp_path / "plain"
-    plain.mkdir()
-    (plain / "adapter_config.json").write_text("{}")
-    with pytest.raises(ValueError, match=r"plain has no course_adapter.json.*save_adapter"):
-        registry.register(plain, "tickets")
-    with pytest.raises(ValueError, match="is not a folder"):
-        registry.register(tmp_path / "missing", "tickets")
-    no_weights = fake_adapter(tmp_path / "no-weights")
-    (no_weights / "adapter_config.json").unlink()
-    with pytest.raises(ValueError, match="no adapter_config.json"):
-        registry.register(no_weights, "tickets")
-    (tmp_path / "broken").mkdir()
-    (tmp_path / "broken" / "course_adapter.json").write_text("{half")
-    with pytest.raises(ValueError, match="not valid JSON"):
-        registry.register(tmp_path / "broken", "tickets")
-    with pytest.raises(ValueError, match="adapter name '../up'"):
-        registry.register(fake_adapter(tmp_path / "good"), "../up")
-    assert registry.names() == [] and registry.versions("tickets") == []
-
-
-def test_version_numbers_survive_leftover_staging_folders(tmp_path, monkeypatch):
-    registry = registry_with(tmp_path, scores=(0.5,))
-    folder = tmp_path / "registry" / "tickets"
-    (folder / ".incoming-dead").mkdir()  # a copy that a crashed register left behind
-    (folder / ".incoming-dead" / "course_adapter.json").write_text("{")
-    (folder / "notes").mkdir()  # and anything else that is not vNNNN
-    with monkeypatch.context() as patch:  # a copy failing half-way leaves nothing behind
-        patch.setattr(serve.shutil, "copytree", lambda *a, **k: (_ for _ in ()).throw(
-            OSError("disk full")))
-        with pytest.raises(OSError, match="disk full"):
-            registry.register(fake_adapter(tmp_path / "failed"), "tickets")
-    assert registry.register(fake_adapter(tmp_path / "next"), "tickets") == 2
-    assert [r["version"] for r in registry.versions("tickets")] == [1, 2]
-    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".")) == [
-        ".incoming-dead"]
-
 
 # ---------------------------------------------------------------------------- server
 
@@ -337,8 +161,14 @@ def test_a_concurrent_burst_is_answered_without_mixing_adapters(server, adapters
     (chat(BASE, max_tokens=True), 400, "positive whole number", "max_tokens"),
     (chat(BASE, max_tokens=1000), 400, "above this server's cap of 32", "max_tokens"),
     (chat(BASE, max_completion_tokens=-1), 400, "positive", "max_completion_tokens"),
-    (chat(BASE, temperature=0.7), 400, "greedily", "temperature"),
-    (chat(BASE, stream=True), 400, "stream", "stream"),
+    (chat(BASE, temperature=2.5), 400, "from 0 to 2", "temperature"),
+    (chat(BASE, temperature="hot"), 400, "from 0 to 2", "temperature"),
+    (chat(BASE, top_p=0), 400, "above 0 to 1", "top_p"),
+    (chat(BASE, seed=-1), 400, "whole number", "seed"),
+    (chat(BASE, n=2), 400, "n must be 1", "n"),
+    (chat(BASE, stream="yes"), 400, "true or false", "stream"),
+    (b"[" * 9000 + b"]" * 9000, 400, "nests too deeply", None),
+    (b"{\"max_tokens\": " + b"9" * 5000 + b"}", 400, "cannot read", None),
     (b'{"pad": "' + b"x" * 30_000 + b'"}', 413, "over this server's limit of 20,000", None),
 ])
 def test_bad_requests_get_clear_errors_in_openais_shape(server, body, status, message, param):
@@ -402,11 +232,11 @@ def test_a_failure_inside_the_server_is_a_500_with_its_message(server):
 
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory (simulated)")
-    model.generate = broken  # an instance attribute hides the method until deleted
+    model.forward = broken  # an instance attribute hides the method until deleted
     try:
         status, reply = call(server.url, "/v1/chat/completions", chat(BASE))
     finally:
-        del model.generate
+        del model.forward
     assert status == 500 and reply["error"]["type"] == "server_error"
     assert reply["error"]["message"] == ("the server failed while answering: RuntimeError: "
                                          "out of memory (simulated)")
@@ -484,3 +314,208 @@ def test_route_points_a_name_at_another_loaded_adapter_without_a_restart(tiny_mo
         with pytest.raises(ValueError, match="base model"):
             running.route(BASE, "voice")
         assert ask() == expected["voice", 1]  # a refused route changes nothing
+
+
+# ---------------------------------------------------------------------------- batching
+
+def test_a_burst_for_one_adapter_is_decoded_in_shared_batches(server, adapters):
+    expected = adapters[1]
+    before = len(server.stats.batches)
+    jobs = [("tickets", i % len(PROMPTS)) for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        replies = list(pool.map(lambda job: call(server.url, "/v1/chat/completions",
+                                                 chat(job[0], job[1])), jobs))
+    assert [r["choices"][0]["message"]["content"] for _, r in replies] == [
+        expected[job] for job in jobs]  # batched rows: each answer the one it gets alone
+    batches = server.stats.batches[before:]
+    assert sum(b["size"] for b in batches) == 8 and max(b["size"] for b in batches) > 1
+    assert all(b["model"] == "tickets" and b["steps"] <= MAX_TOKENS for b in batches)
+    latencies = server.stats.latencies[-8:]
+    assert max(r["batch_size"] for r in latencies) > 1
+    assert "batches of" in str(server.stats)
+
+
+def test_sampling_follows_temperature_top_p_and_seed(server, adapters):
+    def answer(**sampling) -> str:
+        status, reply = call(server.url, "/v1/chat/completions", chat(BASE, 2, **sampling))
+        assert status == 200, reply
+        return reply["choices"][0]["message"]["content"]
+
+    hot = dict(temperature=2.0, max_tokens=MAX_TOKENS)
+    assert answer(seed=7, **hot) == answer(seed=7, **hot)  # a seed repeats its answer
+    assert len({answer(seed=seed, **hot) for seed in range(5)}) > 1  # other seeds differ
+    # top_p keeps the smallest set of tokens holding that much probability: the top one alone
+    assert answer(temperature=1.0, top_p=1e-9) == adapters[1][BASE, 2] == answer(temperature=0)
+
+
+def stream(server, body: dict) -> tuple[str, list]:
+    """(the response head, the decoded events) of one streaming request."""
+    data = json.dumps({**body, "stream": True}).encode()
+    connection = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    connection.request("POST", "/v1/chat/completions", data,
+                       {"Content-Type": "application/json"})
+    response = connection.getresponse()
+    head = f"{response.status} {response.getheader('Content-Type')}"
+    events = [line.removeprefix(b"data: ").decode() for line in response.read().split(b"\n\n")
+              if line.startswith(b"data: ")]
+    connection.close()
+    return head, [e if e == "[DONE]" else json.loads(e) for e in events]
+
+
+def test_stream_true_sends_openais_chunks_as_server_sent_events(server, adapters):
+    head, events = stream(server, {**chat("voice", 3), "stream_options": {"include_usage": True}})
+    assert head == "200 text/event-stream" and events[-1] == "[DONE]"
+    chunks = events[:-1]
+    assert all(c["object"] == "chat.completion.chunk" and c["model"] == "voice" for c in chunks)
+    assert len({c["id"] for c in chunks}) == 1
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    pieces = [c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"]]
+    assert "".join(pieces) == adapters[1]["voice", 3]  # the pieces add up to the whole answer
+    assert len([p for p in pieces if p]) > 1  # and came piece by piece
+    finish = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
+    assert finish[-1] in ("stop", "length") and set(finish[:-1]) == {None}
+    usage = chunks[-1]["usage"]  # asked for: a last chunk with no choices and the usage
+    assert chunks[-1]["choices"] == [] and 0 < usage["completion_tokens"] <= MAX_TOKENS
+
+
+def test_openais_client_streams_from_it(server, adapters):
+    from openai import OpenAI
+    client = OpenAI(base_url=f"{server.url}/v1", api_key="none", max_retries=0)
+    pieces = [chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+        model="tickets", messages=PROMPTS[1], max_tokens=MAX_TOKENS, temperature=0,
+        stream=True) if chunk.choices]
+    assert "".join(pieces) == adapters[1]["tickets", 1]
+
+
+def test_a_client_that_hangs_up_mid_stream_leaves_the_server_serving(server):
+    connection = socket.create_connection((server.host, server.port), timeout=10)
+    data = json.dumps({**chat(BASE, 0, max_tokens=32), "stream": True}).encode()
+    connection.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Type: application/json"
+                       b"\r\nContent-Length: %d\r\n\r\n" % len(data) + data)
+    assert connection.recv(64).startswith(b"HTTP/1.1 200")
+    connection.close()
+    assert call(server.url, "/v1/chat/completions", chat(BASE))[0] == 200
+
+
+def test_a_full_queue_is_answered_503_with_retry_after_at_once(tiny_model):
+    model, tokenizer = tiny_model
+    with serve.start(model, tokenizer, base_name=BASE, max_batch=1, max_queue=2,
+                     batch_wait=0) as running:
+        app = running._app
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            with app.generate_lock:  # the model is busy: the worker cannot start a batch
+                waiting = [pool.submit(call, running.url, "/v1/chat/completions", chat(BASE, i))
+                           for i in range(3)]  # one taken by the worker, two queued
+                deadline = time.monotonic() + 10
+                while len(app.batcher.waiting) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                started = time.perf_counter()
+                body = json.dumps(chat(BASE)).encode()
+                refused = raw_exchange(running, b"POST /v1/chat/completions HTTP/1.1\r\n"
+                                       b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+                                       % len(body) + body)
+                refused_in = time.perf_counter() - started
+                health = raw_exchange(running, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert [f.result()[0] for f in waiting] == [200, 200, 200]  # then all answered
+    head, _, body = refused.partition(b"\r\n\r\n")
+    # no batch has run yet to time, so a batch counts a second: the 2 queued and the one
+    # running take 2 batches of 1 (max_batch 1) + 1 = 3 s to clear
+    assert head.startswith(b"HTTP/1.1 503") and b"\r\nRetry-After: 3\r\n" in head
+    error = json.loads(body)["error"]
+    assert error["code"] == "server_busy" and "2 requests are already queued" in error["message"]
+    assert refused_in < 5  # at once, not after the queue drains
+    assert b'"queued": 2' in health  # health shows the queue
+    assert running.stats.by_status == {200: 4, 503: 1}
+
+
+def test_slow_clients_are_hung_up_on_after_read_timeout(tiny_model):
+    model, tokenizer = tiny_model
+    with serve.start(model, tokenizer, base_name=BASE, read_timeout=1) as running:
+        # idle on a kept-alive connection
+        idle = http.client.HTTPConnection(running.host, running.port, timeout=10)
+        idle.request("GET", "/health")
+        idle.getresponse().read()
+        started = time.perf_counter()
+        assert idle.sock.recv(1) == b""  # the server hung up
+        assert 0.8 < time.perf_counter() - started < 4
+        # trickling a body: a 408 that says so
+        with socket.create_connection((running.host, running.port), timeout=10) as slow:
+            slow.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: 100\r\n\r\n{")
+            started = time.perf_counter()
+            for _ in range(20):
+                time.sleep(0.2)
+                try:
+                    slow.sendall(b" ")
+                except OSError:
+                    break
+            reply = slow.makefile("rb").read()
+        assert reply.startswith(b"HTTP/1.1 408") and b"request_timeout" in reply
+        assert time.perf_counter() - started < 4.5
+        # trickling the headers: a 408 too, never an answer to half a request
+        with socket.create_connection((running.host, running.port), timeout=10) as slow:
+            slow.sendall(b"GET /health HTTP/1.1\r\n")
+            for byte in b"X-Slow: 1\r\nX-Slower: 2":
+                try:
+                    slow.sendall(bytes([byte]))
+                except OSError:
+                    break
+                time.sleep(0.1)
+            reply = slow.makefile("rb").read()
+        assert reply.startswith(b"HTTP/1.1 408") and b"headers took over 1 s" in reply
+        assert call(running.url, "/health")[0] == 200  # everyone else is served
+
+
+class _NoChanges:
+    """A tokenizer that raises if anyone sets an attribute on it (padding_side, say)."""
+
+    def __init__(self, tokenizer):
+        object.__setattr__(self, "_tokenizer", tokenizer)
+
+    def __getattr__(self, name):
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, *args, **kwargs):
+        return self._tokenizer(*args, **kwargs)
+
+    def __setattr__(self, name, value):
+        raise AssertionError(f"the tokenizer's {name} was changed")
+
+
+def test_a_notebook_using_the_tokenizer_cannot_race_the_server(tiny_model, server, adapters):
+    base, tokenizer = tiny_model
+    # generation no longer flips padding_side on the tokenizer it is given...
+    assert evals.generate_from_messages(base, _NoChanges(tokenizer), PROMPTS[:2],
+                                        max_new_tokens=MAX_TOKENS) == [
+        adapters[1][BASE, 0], adapters[1][BASE, 1]]
+    # ...and the server has its own copy: batch-encoding with right padding meanwhile, in
+    # another thread, changes nothing it answers
+    assert server._app.tokenizer is not tokenizer
+    stop, failures = False, []
+
+    def hammer():
+        while not stop:
+            try:
+                tokenizer(["a", "a longer text"], padding=True, padding_side="right")
+            except Exception as error:  # noqa: BLE001 - the test reports any failure
+                failures.append(error)
+
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        noise = pool.submit(hammer)
+        jobs = [(BASE, i % len(PROMPTS)) for i in range(8)]
+        replies = list(pool.map(lambda job: call(server.url, "/v1/chat/completions",
+                                                 chat(*job)), jobs))
+        stop = True
+        noise.result()
+    assert [r["choices"][0]["message"]["content"] for _, r in replies] == [
+        adapters[1][job] for job in jobs]
+    assert failures == []
+
+
+def test_burst_times_concurrent_requests_and_counts_failures(server, adapters):
+    jobs = [("tickets", PROMPTS[0]), (BASE, PROMPTS[1]), ("nope", PROMPTS[2])]
+    result = serve.burst(server.url, jobs, threads=3, max_tokens=MAX_TOKENS)
+    assert result.answers[:2] == [adapters[1]["tickets", 0], adapters[1][BASE, 1]]
+    assert result.answers[2] is None and len(result.errors) == 1 and "404" in result.errors[0]
+    assert len(result.latencies) == 3 and result.seconds >= max(result.latencies) > 0
+    assert result.requests_per_second == pytest.approx(3 / result.seconds)
+    assert "3 requests in" in str(result) and "1 errors" in str(result)

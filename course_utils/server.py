@@ -1,0 +1,1056 @@
+"""A local OpenAI-compatible server that batches, written with the standard library only.
+
+Introduced in chapter 07 (serving fine-tuned models).
+
+`start(model, tokenizer)` serves a model on localhost (`http.server`, one thread per
+connection): POST /v1/chat/completions in OpenAI's shape, GET /v1/models and GET /health. One
+PeftModel can carry several adapters (`serve.load_adapters`); the request's "model" field picks
+one per request, and the base model's name picks none.
+
+How it answers many clients with one model (the lesson, so it is written out here rather than
+taken from an engine; vLLM, which chapter 07 also runs, does the same with more machinery):
+
+1. A connection's thread checks the request, turns the messages into token ids with the
+   server's own copy of the tokenizer (a notebook using the tokenizer meanwhile cannot race
+   it), and puts a job on a bounded queue. A full queue is answered 503 at once, rather than
+   left hanging, with a Retry-After of about the time the queue ahead takes to clear.
+2. One worker thread owns the model. It takes the oldest job, waits `batch_wait` seconds for
+   company, and takes up to `max_batch` queued jobs for the same adapter (a batch shares one
+   adapter; the oldest job's adapter goes first, so no adapter starves).
+3. It decodes the batch token by token with the KV cache (`_decode`): every row picks its own
+   next token (greedy at temperature 0, else sampled with its own temperature, top_p and
+   seeded generator), stops on its own, and a streaming row sends each new piece of text as a
+   server-sent event. This is static batching: a row that finishes early waits for its batch,
+   and a job that arrives mid-batch waits for the next one. vLLM's continuous batching lets
+   new rows join at every step.
+
+`server.stats` records requests, errors, batches, adapter switches and latencies. A bad request
+gets a 4xx error in OpenAI's JSON shape, a failure inside the server a 500 with its message:
+never a traceback. A client that takes longer than `read_timeout` seconds to send its request
+(idle on a kept-alive connection, or trickling bytes) is hung up on, so it cannot hold a
+thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hmac
+import ipaddress
+import json
+import math
+import random
+import socket
+import statistics
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+ROLES = ("system", "user", "assistant")
+_ROUTES = {"/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET"}
+_DRAIN_LIMIT = 16 * 2**20  # an oversized body up to this is read and dropped before the 413
+MAX_TEMPERATURE = 2.0  # OpenAI's range: 0 to 2
+
+
+class HttpError(Exception):
+    """An error reply: HTTP status and OpenAI's error object."""
+
+    def __init__(self, status: int, message: str, param: str | None = None,
+                 code: str | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        kind = "server_error" if self.status >= 500 else "invalid_request_error"  # as OpenAI
+        return {"error": {"message": self.message, "type": kind, "param": self.param,
+                          "code": self.code}}
+
+
+@dataclass
+class ServeStats:
+    """What a server has answered: counts, per-request latency, batches, adapter switches."""
+
+    requests: int = 0  # every HTTP request answered, errors included
+    errors: int = 0  # replies with status 400 or above
+    by_status: dict[int, int] = field(default_factory=dict)
+    by_model: dict[str, int] = field(default_factory=dict)  # chat completions answered
+    # per chat completion: model, seconds (the whole request), queue_seconds (waiting for a
+    # batch), generate_seconds (its batch's decoding), batch_size, prompt_tokens,
+    # completion_tokens
+    latencies: list[dict] = field(default_factory=list)
+    # per batch decoded: model, size, steps, seconds
+    batches: list[dict] = field(default_factory=list)
+    # per change of the model serving: from, to, seconds the switch itself took, at (epoch)
+    switches: list[dict] = field(default_factory=list)
+    last_error: str = ""
+
+    def percentile(self, q: float, key: str = "seconds") -> float:
+        """The q-th percentile (0-100) of a latency field over the answered completions."""
+        values = sorted(r[key] for r in self.latencies)
+        if not values:
+            return 0.0
+        return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+
+    def __str__(self) -> str:
+        text = f"{self.requests} requests, {self.errors} errors"
+        if self.latencies:
+            text += (f"; latency median {self.percentile(50) * 1000:.0f} ms, "
+                     f"p95 {self.percentile(95) * 1000:.0f} ms")
+        if self.batches:
+            sizes = [b["size"] for b in self.batches]
+            text += f"; {len(sizes)} batches of {statistics.mean(sizes):.1f} on average"
+        if self.switches:
+            median = statistics.median(s["seconds"] for s in self.switches)
+            text += f"; {len(self.switches)} model switches, median {median * 1000:.2f} ms"
+        return text
+
+
+# ---------------------------------------------------------------------------- jobs and batches
+
+@dataclass
+class _Job:
+    """One chat completion waiting for, or in, a batch. The worker answers it through `events`:
+    ("text", piece) for a streaming job as it decodes, then ("done", result) or ("error", e)."""
+
+    name: str  # the served name: the base model's or an adapter's
+    prompt: list[int]
+    max_tokens: int
+    temperature: float
+    top_p: float
+    seed: int | None
+    stream: bool
+    queued: float = field(default_factory=time.perf_counter)
+    events: deque = field(default_factory=deque)
+    ready: threading.Condition = field(default_factory=threading.Condition)
+    cancelled: bool = False  # its client hung up: the batch stops decoding its row
+
+    def send(self, kind: str, value) -> None:
+        with self.ready:
+            self.events.append((kind, value))
+            self.ready.notify()
+
+    def next_event(self, timeout: float | None = None) -> tuple[str, object]:
+        with self.ready:
+            if not self.ready.wait_for(lambda: self.events, timeout=timeout):
+                raise TimeoutError
+            return self.events.popleft()
+
+    def result(self) -> dict:
+        """Wait for the whole answer (text pieces of a streaming job are skipped)."""
+        while True:
+            kind, value = self.next_event()
+            if kind == "error":
+                raise value
+            if kind == "done":
+                return value
+
+
+class _Batcher:
+    """The bounded queue and the one worker thread that decodes batches on the model."""
+
+    def __init__(self, app: _App, max_batch: int, max_queue: int, batch_wait: float):
+        self.app, self.max_batch, self.max_queue = app, max_batch, max_queue
+        self.batch_wait = batch_wait
+        self.waiting: deque[_Job] = deque()
+        self.changed = threading.Condition()
+        self.stopping = False
+        self.thread = threading.Thread(target=self._work, daemon=True, name="course-serve-batch")
+        self.thread.start()
+
+    def submit(self, job: _Job) -> None:
+        with self.changed:
+            if self.stopping:
+                raise HttpError(503, "the server is stopping", code="server_stopping")
+            if len(self.waiting) >= self.max_queue:
+                wait = self._drain_seconds()
+                raise HttpError(503, f"the server is busy: {len(self.waiting)} requests are "
+                                     f"already queued (its limit). Retry after {wait} s, when "
+                                     f"they should be answered, or start the server with a "
+                                     f"larger max_queue", code="server_busy",
+                                headers={"Retry-After": str(wait)})
+            self.waiting.append(job)
+            self.changed.notify()
+
+    def _drain_seconds(self) -> int:
+        """About how long the queue ahead takes to clear, from the last batches' times: the
+        Retry-After of a refusal (whole seconds, 1 to 60, as OpenAI's client reads it)."""
+        with self.app.stats_lock:
+            recent = [b["seconds"] for b in self.app.stats.batches[-5:]]
+        per_batch = statistics.median(recent) if recent else 1.0
+        batches_ahead = len(self.waiting) / self.max_batch + 1  # the queue and the one running
+        return max(1, min(60, math.ceil(per_batch * batches_ahead)))
+
+    def stop(self, timeout: float = 30) -> None:
+        """Refuse new jobs, answer the queued ones 503, and let the batch in progress finish."""
+        with self.changed:
+            self.stopping = True
+            left, self.waiting = list(self.waiting), deque()
+            self.changed.notify()
+        for job in left:
+            job.send("error", HttpError(503, "the server stopped before answering",
+                                        code="server_stopping"))
+        self.thread.join(timeout)
+
+    def _next_batch(self) -> list[_Job] | None:
+        with self.changed:
+            self.changed.wait_for(lambda: self.waiting or self.stopping)
+            if self.stopping:
+                return None
+            if self.batch_wait > 0 and len(self.waiting) < self.max_batch:
+                # give a burst's other requests a moment to arrive and share the batch
+                self.changed.wait_for(lambda: len(self.waiting) >= self.max_batch
+                                      or self.stopping, timeout=self.batch_wait)
+                if self.stopping:
+                    return None
+            name = self.waiting[0].name
+            batch = [job for job in self.waiting if job.name == name][: self.max_batch]
+            taken = set(map(id, batch))
+            self.waiting = deque(job for job in self.waiting if id(job) not in taken)
+            return batch
+
+    def _work(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            try:
+                self.app.decode(batch)
+            except Exception as error:  # a failure inside the server: say what, not where
+                message = f"the server failed while answering: {type(error).__name__}: {error}"
+                for job in batch:
+                    job.send("error", HttpError(500, message))
+
+
+# ---------------------------------------------------------------------------- the app
+
+class _App:
+    """The server's state: the model, its served names, the batcher and the stats."""
+
+    def __init__(self, model, tokenizer, adapters: dict[str, str], base_name: str,
+                 api_key: str | None, max_tokens_cap: int, default_max_tokens: int,
+                 max_body_bytes: int, max_batch: int, max_queue: int, batch_wait: float):
+        self.model, self.tokenizer = model, tokenizer
+        self.adapters, self.base_name = adapters, base_name
+        self.api_key, self.max_tokens_cap = api_key, max_tokens_cap
+        self.default_max_tokens, self.max_body_bytes = default_max_tokens, max_body_bytes
+        self.is_peft = hasattr(model, "peft_config")
+        self.stops = _stop_ids(model, tokenizer)
+        self.created = int(time.time())
+        self.generate_lock = threading.Lock()  # held by the worker while it decodes a batch
+        self.stats_lock = threading.Lock()
+        self.stats = ServeStats()
+        self.serving: str | None = None  # the name the model was last set up for
+        self.batcher = _Batcher(self, max_batch, max_queue, batch_wait)
+
+    @property
+    def names(self) -> list[str]:
+        return [self.base_name, *self.adapters]
+
+    def record(self, status: int, model: str | None = None, latency: dict | None = None,
+               error: str = "") -> None:
+        with self.stats_lock:
+            stats = self.stats
+            stats.requests += 1
+            stats.by_status[status] = stats.by_status.get(status, 0) + 1
+            if status >= 400:
+                stats.errors += 1
+                stats.last_error = f"{status}: {error}"
+            if latency is not None:
+                stats.by_model[model] = stats.by_model.get(model, 0) + 1
+                stats.latencies.append(latency)
+
+    def check_key(self, header: str | None) -> None:
+        if self.api_key is None:
+            return
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                                 self.api_key.encode()):
+            raise HttpError(401, "missing or wrong API key: send the header "
+                                 "'Authorization: Bearer <key>' with the key the server was "
+                                 "started with", code="invalid_api_key",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+    # -- routes
+
+    def health(self) -> dict:
+        return {"status": "ok", "model": self.base_name, "adapters": list(self.adapters),
+                "requests": self.stats.requests, "queued": len(self.batcher.waiting),
+                "uptime_seconds": int(time.time()) - self.created}
+
+    def list_models(self) -> dict:
+        def entry(name: str, parent: str | None) -> dict:
+            return {"id": name, "object": "model", "created": self.created,
+                    "owned_by": "course", "parent": parent}
+        return {"object": "list", "data": [entry(self.base_name, None),
+                                           *(entry(a, self.base_name) for a in self.adapters)]}
+
+    def job(self, body: bytes) -> tuple[_Job, dict]:
+        """A checked request, as a job for the batcher, and what its reply echoes."""
+        request = _json_object(body)
+        name = request.get("model")
+        if not isinstance(name, str) or not name:
+            raise HttpError(400, f"model is required: one of {', '.join(self.names)}",
+                            param="model")
+        if name not in self.names:
+            raise HttpError(404, f"model {name!r} does not exist here: this server has "
+                                 f"{', '.join(self.names)} (GET /v1/models lists them)",
+                            param="model", code="model_not_found")
+        messages = _messages(request.get("messages"))
+        max_tokens = self._max_tokens(request)
+        sampling = _sampling(request)
+        prompt = self._prompt(messages, max_tokens)
+        job = _Job(name, prompt, max_tokens, sampling["temperature"], sampling["top_p"],
+                   sampling["seed"], sampling["stream"])
+        return job, {"include_usage": sampling["include_usage"]}
+
+    def reply(self, job: _Job, result: dict) -> dict:
+        """The OpenAI-shaped reply to a finished job."""
+        return {"id": f"chatcmpl-{uuid.uuid4().hex[:24]}", "object": "chat.completion",
+                "created": int(time.time()), "model": job.name,
+                "choices": [{"index": 0, "message": {"role": "assistant",
+                                                     "content": result["text"]},
+                             "logprobs": None, "finish_reason": result["finish"]}],
+                "usage": _usage(len(job.prompt), result["completion_tokens"])}
+
+    def _max_tokens(self, request: dict) -> int:
+        param = "max_completion_tokens" if "max_completion_tokens" in request else "max_tokens"
+        value = request.get(param)
+        if value is None:
+            return min(self.default_max_tokens, self.max_tokens_cap)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise HttpError(400, f"{param} must be a positive whole number, got {value!r}",
+                            param=param)
+        if value > self.max_tokens_cap:
+            raise HttpError(400, f"{param}={value} is above this server's cap of "
+                                 f"{self.max_tokens_cap}: ask for fewer tokens (or start the "
+                                 f"server with a higher max_tokens_cap)", param=param)
+        return value
+
+    def _prompt(self, messages: list[dict], max_tokens: int) -> list[int]:
+        try:
+            text = self.tokenizer.apply_chat_template(messages, tokenize=False,
+                                                      add_generation_prompt=True)
+        except Exception as error:  # the template's own checks (e.g. role order)
+            raise HttpError(400, f"the chat template refused these messages: {error}",
+                            param="messages") from None
+        prompt = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        limit = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if limit and len(prompt) + max_tokens > limit:
+            raise HttpError(400, f"the messages take {len(prompt)} tokens and max_tokens asks "
+                                 f"for {max_tokens} more: over this model's {limit}-token "
+                                 f"context. Shorten the messages or ask for fewer tokens",
+                            param="messages", code="context_length_exceeded")
+        return prompt
+
+    # -- decoding (the worker thread only)
+
+    def decode(self, jobs: list[_Job]) -> None:
+        """Answer a batch of jobs for one served name, token by token: a forward pass over
+        the whole batch per step, each row's own next token, each row stopping on its own."""
+        import torch
+        started = time.perf_counter()
+        rows = len(jobs)
+        width = max(len(job.prompt) for job in jobs)
+        pad = self.tokenizer.pad_token_id
+        # left padding: every row's last prompt token sits in the last column, where the
+        # next token's logits come from
+        ids = torch.tensor([[pad] * (width - len(j.prompt)) + j.prompt for j in jobs])
+        mask = torch.tensor([[0] * (width - len(j.prompt)) + [1] * len(j.prompt) for j in jobs])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # each row counts from its first token
+        samplers = [_sampler(job) for job in jobs]
+        new: list[list[int]] = [[] for _ in jobs]
+        finish: list[str | None] = [None] * rows
+        sent = [""] * rows  # the text a streaming row has sent so far
+        steps, cache = 0, None
+        with self.generate_lock, self._serving(jobs[0].name), torch.no_grad():
+            device = self.model.device
+            ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
+            while any(f is None for f in finish):
+                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                 past_key_values=cache, use_cache=True)
+                cache, logits = out.past_key_values, out.logits[:, -1, :].float()
+                steps += 1
+                step = []
+                for r, job in enumerate(jobs):
+                    if finish[r] is not None:
+                        step.append(pad)  # a finished row rides along until the batch ends
+                        continue
+                    token = samplers[r](logits[r])
+                    new[r].append(token)
+                    step.append(token)
+                    if token in self.stops:
+                        finish[r] = "stop"
+                    elif len(new[r]) >= job.max_tokens:
+                        finish[r] = "length"
+                    elif job.cancelled:
+                        finish[r] = "cancelled"
+                    if job.stream:
+                        text = self._text(new[r])
+                        if text.startswith(sent[r]) and len(text) > len(sent[r]):
+                            job.send("text", text[len(sent[r]):])
+                            sent[r] = text
+                ids = torch.tensor(step, device=device)[:, None]
+                mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
+                positions = positions[:, -1:] + 1
+        seconds = time.perf_counter() - started
+        with self.stats_lock:
+            self.stats.batches.append({"model": jobs[0].name, "size": rows, "steps": steps,
+                                       "seconds": seconds})
+        for r, job in enumerate(jobs):
+            job.send("done", {"text": self._text(new[r]), "finish": finish[r],
+                              "completion_tokens": len(new[r]), "batch_size": rows,
+                              "queue_seconds": started - job.queued,
+                              "generate_seconds": seconds})
+
+    def _text(self, tokens: list[int]) -> str:
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return text.rstrip("\ufffd")  # half a multi-byte character waits for its other half
+
+    @contextlib.contextmanager
+    def _serving(self, name: str):
+        """Set the model up for `name` (under the generation lock): its adapter active, or
+        every adapter off for the base model. Records the time each change takes."""
+        with contextlib.ExitStack() as stack:
+            start = time.perf_counter()
+            if self.is_peft and name == self.base_name:
+                stack.enter_context(self.model.disable_adapter())
+            elif self.is_peft and self.model.active_adapter != self.adapters[name]:
+                self.model.set_adapter(self.adapters[name])
+            seconds = time.perf_counter() - start
+            if self.serving is not None and name != self.serving:
+                with self.stats_lock:
+                    self.stats.switches.append({"from": self.serving, "to": name,
+                                                "seconds": seconds, "at": time.time()})
+            self.serving = name
+            yield
+
+
+def _sampler(job: _Job):
+    """A function from a row's logits to its next token: argmax at temperature 0, else a draw
+    from the softmax at `temperature`, cut to the smallest set of tokens holding `top_p` of
+    the probability, from the job's own generator (so a seed repeats its answer)."""
+    import torch
+    if job.temperature == 0:
+        return lambda logits: int(logits.argmax())
+    generator = None
+
+    def draw(logits) -> int:
+        nonlocal generator
+        if generator is None:
+            generator = torch.Generator(device=logits.device)
+            generator.manual_seed(job.seed if job.seed is not None else random.getrandbits(63))
+        probs = torch.softmax(logits / job.temperature, dim=-1)
+        if job.top_p < 1:
+            ordered, order = probs.sort(descending=True)
+            keep = ordered.cumsum(-1) - ordered < job.top_p  # the top token is always kept
+            probs = torch.zeros_like(probs).scatter(0, order[keep], ordered[keep])
+        return int(torch.multinomial(probs, 1, generator=generator))
+    return draw
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+def _stop_ids(model, tokenizer) -> set[int]:
+    """Token ids that end an answer: the generation config's and the tokenizer's end tokens."""
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
+    return ids | ({tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set())
+
+
+# ---------------------------------------------------------------------------- request checks
+
+def _json_object(body: bytes) -> dict:
+    try:
+        request = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise HttpError(400, f"the body is not valid JSON ({error}): send an object like "
+                             f'{{"model": ..., "messages": [...]}}') from None
+    except RecursionError:
+        raise HttpError(400, "the body nests too deeply to read: a chat request is an object "
+                             "of lists of objects, a few levels deep") from None
+    except ValueError as error:  # e.g. an integer of more than 4,300 digits
+        raise HttpError(400, f"the body holds a value this server cannot read ({error})") from None
+    if not isinstance(request, dict):
+        raise HttpError(400, f"the body must be a JSON object, got {type(request).__name__}: "
+                             f'send {{"model": ..., "messages": [...]}}')
+    return request
+
+
+def _messages(messages) -> list[dict]:
+    """The request's messages, checked, as plain {role, content} strings."""
+    example = '[{"role": "user", "content": "..."}]'
+    if messages is None:
+        raise HttpError(400, f"messages is required: a list like {example}", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise HttpError(400, f"messages must be a non-empty list like {example}",
+                        param="messages")
+    checked = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise HttpError(400, f"messages[{i}] must be an object with role and content",
+                            param=f"messages[{i}]")
+        role = message.get("role")
+        if role is None:
+            raise HttpError(400, f"messages[{i}] has no role: use one of {', '.join(ROLES)}",
+                            param=f"messages[{i}].role")
+        role = "system" if role == "developer" else role  # OpenAI's newer name for system
+        if role not in ROLES:
+            raise HttpError(400, f"messages[{i}].role is {role!r}: use one of "
+                                 f"{', '.join(ROLES)}", param=f"messages[{i}].role")
+        checked.append({"role": role, "content": _content(message.get("content"), i)})
+    return checked
+
+
+def _content(content, i: int) -> str:
+    """A message's text: a string, or a list of {"type": "text", "text": ...} parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and content and all(
+            isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)
+            for p in content):
+        return "".join(p["text"] for p in content)
+    what = "no content" if content is None else f"content of type {type(content).__name__}"
+    raise HttpError(400, f"messages[{i}] has {what}: content must be a string (or a list of "
+                         f'{{"type": "text", "text": ...}} parts)', param=f"messages[{i}].content")
+
+
+def _number(request: dict, param: str, default: float, low: float, high: float,
+            low_open: bool = False) -> float:
+    value = request.get(param)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+            (low < value if low_open else low <= value) and value <= high):
+        bound = f"above {low:g}" if low_open else f"from {low:g}"
+        raise HttpError(400, f"{param} must be a number {bound} to {high:g}, got {value!r}",
+                        param=param)
+    return float(value)
+
+
+def _sampling(request: dict) -> dict:
+    """temperature (0 = greedy), top_p, seed and stream, checked as OpenAI's API has them."""
+    temperature = _number(request, "temperature", 0.0, 0.0, MAX_TEMPERATURE)
+    top_p = _number(request, "top_p", 1.0, 0.0, 1.0, low_open=True)
+    seed = request.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed < 2**63):
+        raise HttpError(400, f"seed must be a whole number from 0 to 2**63 - 1, got {seed!r}",
+                        param="seed")
+    if request.get("n", 1) != 1:
+        raise HttpError(400, "n must be 1: this server gives one answer per request (send "
+                             "several requests, each with its own seed)", param="n")
+    stream = request.get("stream", False)
+    if not isinstance(stream, bool):
+        raise HttpError(400, f"stream must be true or false, got {stream!r}", param="stream")
+    options = request.get("stream_options") or {}
+    if not isinstance(options, dict):
+        raise HttpError(400, "stream_options must be an object like {\"include_usage\": true}",
+                        param="stream_options")
+    return {"temperature": temperature, "top_p": top_p, "seed": seed, "stream": stream,
+            "include_usage": bool(options.get("include_usage"))}
+
+
+# ---------------------------------------------------------------------------- HTTP
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes requests to the app; every reply, error or not, is JSON (or a JSON event
+    stream for stream=true)."""
+
+    server_version = "course-serve/0.2"
+    protocol_version = "HTTP/1.1"  # keep-alive for clients that reuse connections
+
+    def _any_method(self) -> None:
+        self._dispatch(self.command)  # HEAD and the others are answered 405 (HEAD: headers only)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _any_method
+
+    def setup(self) -> None:
+        self.timeout = self.server.read_timeout + 5  # a backstop behind the watchdog
+        super().setup()
+        self.server.track(self.connection, add=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, add=False)
+        super().finish()
+
+    def handle_one_request(self) -> None:
+        self.server.reading(self.connection)  # the watchdog's clock runs while we read
+        super().handle_one_request()
+
+    def log_message(self, format: str, *args) -> None:
+        pass  # quiet: server.stats keeps the record
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None):
+        """The standard library's own errors (bad request line, unknown method), as JSON."""
+        self.close_connection = True
+        error = HttpError(code, message or HTTPStatus(code).phrase)
+        self.server.app.record(code, error=error.message)
+        self._reply(code, error.body())
+
+    def _dispatch(self, method: str) -> None:
+        app: _App = self.server.app
+        start = time.perf_counter()
+        self._unread = self._declared_length()
+        model, latency, headers = None, None, {}
+        try:
+            if self.server.expired(self.connection):  # its headers came too slowly
+                self._too_slow("the request's headers")
+            path = urlsplit(self.path).path.rstrip("/") or "/"
+            if path != "/health":
+                app.check_key(self.headers.get("Authorization"))
+            allowed = _ROUTES.get(path)
+            if allowed is None:
+                raise HttpError(404, f"no such path {path}: this server answers "
+                                     f"{', '.join(f'{m} {p}' for p, m in _ROUTES.items())}",
+                                code="not_found")
+            if method != allowed:
+                raise HttpError(405, f"{method} {path} is not allowed: use {allowed}",
+                                headers={"Allow": allowed})
+            if path == "/v1/chat/completions":
+                body = self._body(app.max_body_bytes)
+                self.server.reading(self.connection, False)
+                job, options = app.job(body)
+                app.batcher.submit(job)
+                if job.stream:
+                    return self._stream(app, job, options, start)
+                result = job.result()
+                reply, model = app.reply(job, result), job.name
+                latency = _latency(job, result, start)
+            else:
+                self.server.reading(self.connection, False)
+                reply = app.list_models() if path == "/v1/models" else app.health()
+            status = 200
+        except HttpError as error:
+            status, reply, headers = error.status, error.body(), error.headers
+        except Exception as error:  # a failure inside the server: say what, not where
+            status = 500
+            reply = HttpError(500, f"the server failed while answering: "
+                                   f"{type(error).__name__}: {error}").body()
+        # counted before the reply goes out, so a client that has its answer sees it counted
+        app.record(status, model, latency, error=reply.get("error", {}).get("message", ""))
+        self._reply(status, reply, headers)
+
+    def _stream(self, app: _App, job: _Job, options: dict, start: float) -> None:
+        """Answer as server-sent events, OpenAI's chat.completion.chunk objects: a role,
+        the text piece by piece, the finish reason (then usage, if asked for), then [DONE]."""
+        chunk_id, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
+
+        def chunk(delta: dict, finish: str | None = None, usage: dict | None = None) -> bytes:
+            body = {"id": chunk_id, "object": "chat.completion.chunk", "created": created,
+                    "model": job.name,
+                    "choices": [] if usage else [{"index": 0, "delta": delta, "logprobs": None,
+                                                  "finish_reason": finish}]}
+            if usage:
+                body["usage"] = usage
+            return b"data: " + json.dumps(body).encode() + b"\n\n"
+
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")  # the stream ends when the connection does
+        self.end_headers()
+        self.close_connection = True
+        status, result, error = 200, None, ""
+        try:
+            self.wfile.write(chunk({"role": "assistant", "content": ""}))
+            self.wfile.flush()
+            while True:
+                kind, value = job.next_event()
+                if kind == "text":
+                    self.wfile.write(chunk({"content": value}))
+                elif kind == "done":
+                    result = value
+                    self.wfile.write(chunk({}, result["finish"]))
+                    if options["include_usage"]:
+                        self.wfile.write(chunk({}, usage=_usage(len(job.prompt),
+                                                                result["completion_tokens"])))
+                    self.wfile.write(b"data: [DONE]\n\n")
+                    break
+                else:  # the batch failed after the reply started: an error event, as OpenAI
+                    status, error = value.status, value.message
+                    self.wfile.write(b"data: " + json.dumps(value.body()).encode() + b"\n\n")
+                    break
+                self.wfile.flush()
+            self.wfile.flush()
+        except OSError:  # the client hung up: stop decoding its row
+            job.cancelled = True
+            status, error = 499, "the client closed the connection mid-stream"
+        latency = _latency(job, result, start) if result else None
+        app.record(status, job.name if result else None, latency, error=error)
+
+    def _declared_length(self) -> int:
+        try:
+            return max(0, int(self.headers.get("Content-Length", 0)))
+        except ValueError:
+            return 0
+
+    def _body(self, limit: int) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self.close_connection = True
+            raise HttpError(411, "chunked bodies are not supported: send a Content-Length")
+        length = self.headers.get("Content-Length")
+        if length is None:
+            raise HttpError(411, "the request has no Content-Length: send the JSON body with one")
+        if not length.strip().isdigit():
+            raise HttpError(400, f"Content-Length {length!r} is not a number")
+        length = int(length)
+        if length > limit:
+            raise HttpError(413, f"the body is {length:,} bytes, over this server's limit of "
+                                 f"{limit:,}: send fewer or shorter messages (or start the "
+                                 f"server with a higher max_body_bytes)",
+                            code="request_too_large")
+        try:
+            body = self.rfile.read(length)
+        except OSError:
+            body = b""
+        if len(body) < length:  # the watchdog hung up on a body that came too slowly
+            self._too_slow(f"the body ({len(body):,} of {length:,} bytes)")
+        self._unread = 0
+        return body
+
+    def _too_slow(self, what: str) -> None:
+        self.close_connection, self._unread = True, 0
+        raise HttpError(408, f"{what} took over {self.server.read_timeout:g} s to arrive: "
+                             f"send the whole request at once", code="request_timeout")
+
+    def _drain(self) -> None:
+        """Read and drop a body left unread (an error came first): closing a socket with
+        unread data resets the connection, and the client would lose our reply."""
+        unread = getattr(self, "_unread", 0)
+        while 0 < unread <= _DRAIN_LIMIT:
+            try:
+                chunk = self.rfile.read(min(unread, 2**16))
+            except OSError:
+                break
+            if not chunk:
+                break
+            unread -= len(chunk)
+        self._unread = unread
+
+    def _reply(self, status: int, body: dict, headers: dict | None = None) -> None:
+        self._drain()
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        if getattr(self, "_unread", 0) or self.close_connection:
+            self.close_connection = True  # what is left of the body would read as a request
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+
+def _latency(job: _Job, result: dict, start: float) -> dict:
+    return {"model": job.name, "seconds": time.perf_counter() - start,
+            "queue_seconds": result["queue_seconds"],
+            "generate_seconds": result["generate_seconds"], "batch_size": result["batch_size"],
+            "prompt_tokens": len(job.prompt), "completion_tokens": result["completion_tokens"]}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # stop() never waits on a client's idle keep-alive connection
+    request_queue_size = 128  # a burst of connections waits rather than being refused
+
+    def __init__(self, address, app: _App, read_timeout: float):
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.app, self.read_timeout = app, read_timeout
+        # connection -> when it started reading its current request (None: being answered)
+        self.connections: dict[socket.socket, float | None] = {}
+        self.too_slow: set[socket.socket] = set()  # hung up on by the watchdog
+        self.connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+        self.watching = threading.Event()
+        self.watchdog = threading.Thread(target=self._watch, daemon=True,
+                                         name="course-serve-watchdog")
+        self.watchdog.start()
+
+    def track(self, connection: socket.socket, add: bool) -> None:
+        with self.connections_lock:
+            if add:
+                self.connections[connection] = time.monotonic()
+            else:
+                self.connections.pop(connection, None)
+                self.too_slow.discard(connection)
+
+    def reading(self, connection: socket.socket, started: bool = True) -> None:
+        with self.connections_lock:
+            if connection in self.connections:
+                self.connections[connection] = time.monotonic() if started else None
+
+    def expired(self, connection: socket.socket) -> bool:
+        with self.connections_lock:
+            return connection in self.too_slow
+
+    def _watch(self) -> None:
+        """Hang up on connections that have spent over read_timeout reading one request."""
+        while not self.watching.wait(min(0.25, self.read_timeout / 4)):
+            now = time.monotonic()
+            with self.connections_lock:
+                slow = [c for c, since in self.connections.items()
+                        if since is not None and now - since > self.read_timeout]
+                for connection in slow:
+                    self.connections[connection] = None
+                    self.too_slow.add(connection)
+            for connection in slow:  # the reading thread gets end-of-file and finishes
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RD)
+
+    def close_connections(self) -> None:
+        """Hang up on every open connection (idle keep-alive ones wait in a read)."""
+        self.watching.set()
+        with self.connections_lock:
+            for connection in self.connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # a client that hung up mid-reply: nothing to tell anyone
+
+
+class Server:
+    """A running server: `url`, `stats`, `stop()`; also a context manager that stops it."""
+
+    def __init__(self, httpd: _HTTPServer, thread: threading.Thread):
+        self._httpd, self._thread, self._app = httpd, thread, httpd.app
+        host, port = httpd.server_address[:2]
+        self.host, self.port = host, port
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    @property
+    def models(self) -> list[str]:
+        """The names a request's "model" field may take: the base model, then the adapters."""
+        return self._app.names
+
+    @property
+    def base_model(self) -> str:
+        return self._app.base_name
+
+    @property
+    def stats(self) -> ServeStats:
+        """A snapshot of the server's counts, latencies, batches and switches."""
+        with self._app.stats_lock:
+            return copy.deepcopy(self._app.stats)
+
+    def route(self, name: str, adapter: str) -> None:
+        """Point requests for `name` at `adapter`, an adapter loaded on the served model (a
+        newly promoted version, say), without a restart. It waits for the batch in progress,
+        so every request is answered whole by the old adapter or the new one."""
+        if name == self._app.base_name:
+            raise ValueError(f"{name!r} is the base model's name: it always means no adapter")
+        with self._app.generate_lock:
+            routes = _served_adapters(self._app.model, {**self._app.adapters, name: adapter})
+            self._app.adapters = routes  # one assignment: a batch sees the old map or the new
+
+    def stop(self) -> None:
+        """Stop answering, hang up open connections and free the port. Queued requests are
+        answered 503; a batch still decoding is let finish (up to 30 s) first."""
+        if self._thread.is_alive():
+            self._httpd.shutdown()  # no new connections
+            self._thread.join()
+        self._app.batcher.stop(timeout=30)
+        self._httpd.close_connections()
+        self._httpd.server_close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self._thread.is_alive() else "stopped"
+        return f"<Server {self.url} {state}: {', '.join(self.models)}>"
+
+
+def start(model, tokenizer, adapters: dict[str, str] | list[str] | None = None, *,
+          host: str = "127.0.0.1", port: int = 0, api_key: str | None = None,
+          allow_remote: bool = False, base_name: str | None = None,
+          max_tokens_cap: int = 512, default_max_tokens: int = 64,
+          max_body_bytes: int = 1_000_000, max_batch: int = 8, max_queue: int = 64,
+          batch_wait: float = 0.02, read_timeout: float = 20) -> Server:
+    """Serve `model` over HTTP in background threads; returns the running Server.
+
+    `adapters` maps the names requests use to adapters loaded on the PeftModel `model`
+    ({"tickets": "tickets"}; a list serves adapters under their own names; None serves every
+    loaded adapter). The base model answers to `base_name` (default: its hub id) with all
+    adapters off. port=0 takes a free port (see `server.url`). Only this machine can connect
+    unless allow_remote=True. With `api_key` (read it from an environment variable, never
+    write it in a notebook) requests must send 'Authorization: Bearer <key>'.
+
+    Up to `max_batch` queued requests for one name are decoded together; at most `max_queue`
+    wait (then 503 with Retry-After); the worker waits `batch_wait` seconds for a batch to
+    fill; a client gets `read_timeout` seconds to send each request.
+    """
+    if not _is_loopback(host) and not allow_remote:
+        raise ValueError(f"host={host!r} would let other machines query the model: the course "
+                         f"serves on 127.0.0.1. Pass allow_remote=True (with an api_key) to "
+                         f"serve beyond this machine")
+    if not _is_loopback(host) and api_key is None:
+        warnings.warn(f"serving on {host} without an api_key: anyone who can reach it can "
+                      f"use the model", stacklevel=2)
+    if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+        raise ValueError("api_key is empty: is the environment variable it comes from set? "
+                         "Pass a non-empty key, or None for no key")
+    if tokenizer.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token: set tokenizer.pad_token = "
+                         "tokenizer.eos_token (models.load_model does this)")
+    served = _served_adapters(model, adapters)
+    base_name = base_name or _model_name(model)
+    if base_name in served:
+        raise ValueError(f"adapter name {base_name!r} is the base model's name: rename the "
+                         f"adapter or pass another base_name")
+    for label, value in (("max_tokens_cap", max_tokens_cap),
+                         ("default_max_tokens", default_max_tokens), ("max_batch", max_batch),
+                         ("max_queue", max_queue)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{label} must be a positive whole number, got {value!r}")
+    if not batch_wait >= 0 or not read_timeout > 0:
+        raise ValueError(f"batch_wait must be 0 or more and read_timeout above 0 (seconds), "
+                         f"got {batch_wait!r} and {read_timeout!r}")
+    app = _App(model.eval(), copy.deepcopy(tokenizer), served, base_name, api_key,
+               max_tokens_cap, default_max_tokens, max_body_bytes, max_batch, max_queue,
+               batch_wait)
+    try:
+        httpd = _HTTPServer((host, port), app, read_timeout)
+    except BaseException:
+        app.batcher.stop()
+        raise
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              name=f"course-serve-{httpd.server_address[1]}", daemon=True)
+    thread.start()
+    return Server(httpd, thread)
+
+
+def _served_adapters(model, adapters) -> dict[str, str]:
+    """{request name: PEFT adapter name}, checked against the adapters the model carries."""
+    loaded = list(getattr(model, "peft_config", {}) or {})
+    if adapters is None:
+        return {name: name for name in loaded}
+    served = dict(adapters) if isinstance(adapters, dict) else {a: a for a in adapters}
+    if served and not loaded:
+        raise ValueError("adapters need a PeftModel that carries them: build one with "
+                         "serve.load_adapters(base, {name: adapter folder})")
+    for name, adapter in served.items():
+        if adapter not in loaded:
+            raise ValueError(f"adapter {adapter!r} (for {name!r}) is not loaded on the model "
+                             f"(loaded: {', '.join(loaded)}): add it with "
+                             f"model.load_adapter(folder, adapter_name={adapter!r})")
+    return served
+
+
+def _model_name(model) -> str:
+    """The base model's name: the hub id the course records, else its path, else 'base'."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return (getattr(base, "course_source", None) or getattr(base, "name_or_path", None)
+            or "base")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------------------- client
+
+class ServeError(RuntimeError):
+    """An error reply from a server: its status and OpenAI-shaped body."""
+
+    def __init__(self, status: int, body: dict):
+        message = (body.get("error") or {}).get("message", "") if isinstance(body, dict) else ""
+        super().__init__(f"HTTP {status}: {message or body}")
+        self.status, self.body = status, body
+
+
+def request(url: str, path: str, payload: dict | None = None, api_key: str | None = None,
+            timeout: float = 120) -> dict:
+    """GET (no payload) or POST JSON to a server; the decoded reply. Error replies raise a
+    ServeError carrying the status and the server's error object."""
+    data = None if payload is None else json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    call = urllib.request.Request(url.rstrip("/") + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(call, timeout=timeout) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        text = error.read()
+        try:
+            body = json.loads(text)
+        except json.JSONDecodeError:
+            body = {"error": {"message": text.decode(errors="replace")}}
+        raise ServeError(error.code, body) from None
+
+
+def chat_completion(url: str, model: str, messages: list[dict], max_tokens: int = 64,
+                    api_key: str | None = None, timeout: float = 120, **sampling) -> dict:
+    """One chat completion from an OpenAI-compatible server (this one or another): greedy
+    unless `sampling` says otherwise (temperature=..., top_p=..., seed=...)."""
+    return request(url, "/v1/chat/completions",
+                   {"model": model, "messages": messages, "max_tokens": max_tokens,
+                    "temperature": 0, **sampling}, api_key=api_key, timeout=timeout)
+
+
+@dataclass
+class Burst:
+    """What a burst of concurrent requests got: the answers in request order (None where
+    a request failed), each request's latency, and the whole burst's wall time."""
+
+    answers: list[str | None]
+    latencies: list[float]
+    seconds: float
+    errors: list[str]
+
+    @property
+    def requests_per_second(self) -> float:
+        return len(self.answers) / self.seconds if self.seconds else 0.0
+
+    def percentile(self, q: float) -> float:
+        values = sorted(self.latencies)
+        return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))] if values else 0.0
+
+    def __str__(self) -> str:
+        return (f"{len(self.answers)} requests in {self.seconds:.1f} s: "
+                f"{self.requests_per_second:.2f} requests/s, p50 {self.percentile(50):.1f} s, "
+                f"p95 {self.percentile(95):.1f} s, {len(self.errors)} errors")
+
+
+def burst(url: str, jobs: list[tuple[str, list[dict]]], threads: int = 8, max_tokens: int = 48,
+          api_key: str | None = None) -> Burst:
+    """Send every (model name, messages) job at once from `threads` threads to an
+    OpenAI-compatible server (this one, vLLM, llama.cpp's) and time each greedy answer."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(job):
+        started = time.perf_counter()
+        try:
+            reply = chat_completion(url, job[0], job[1], max_tokens=max_tokens, api_key=api_key,
+                                    timeout=600)
+            return reply["choices"][0]["message"]["content"].strip(), None, \
+                time.perf_counter() - started
+        except (ServeError, OSError) as error:
+            return None, f"{type(error).__name__}: {error}", time.perf_counter() - started
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        replies = list(pool.map(ask, jobs))
+    return Burst([a for a, _, _ in replies], [s for _, _, s in replies],
+                 time.perf_counter() - started, [e for _, e, _ in replies if e])
