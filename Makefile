@@ -109,6 +109,7 @@ bench: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_data.py --out docs/benchmarks.md
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_train.py --out docs/benchmarks.md
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_dpo.py --out docs/benchmarks.md
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_serve.py --out docs/benchmarks.md
 
 doctor: setup
 	$(BIN)/course doctor
