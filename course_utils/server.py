@@ -95,10 +95,7 @@ class ServeStats:
 
     def percentile(self, q: float, key: str = "seconds") -> float:
         """The q-th percentile (0-100) of a latency field over the answered completions."""
-        values = sorted(r[key] for r in self.latencies)
-        if not values:
-            return 0.0
-        return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))]
+        return _percentile([r[key] for r in self.latencies], q)
 
     def __str__(self) -> str:
         text = f"{self.requests} requests, {self.errors} errors"
@@ -112,6 +109,14 @@ class ServeStats:
             median = statistics.median(s["seconds"] for s in self.switches)
             text += f"; {len(self.switches)} model switches, median {median * 1000:.2f} ms"
         return text
+
+
+def _percentile(values, q: float) -> float:
+    """The q-th percentile (0-100) of `values`, as the nearest value (0.0 when empty)."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 # ---------------------------------------------------------------------------- jobs and batches
@@ -1024,8 +1029,8 @@ class Burst:
         return len(self.answers) / self.seconds if self.seconds else 0.0
 
     def percentile(self, q: float) -> float:
-        values = sorted(self.latencies)
-        return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))] if values else 0.0
+        """The q-th percentile (0-100) of the requests' latencies."""
+        return _percentile(self.latencies, q)
 
     def __str__(self) -> str:
         return (f"{len(self.answers)} requests in {self.seconds:.1f} s: "
