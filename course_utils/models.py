@@ -128,13 +128,12 @@ def offline_cache_path(spec: ModelSpec) -> Path:
 def build_offline_cache(spec: ModelSpec) -> Path:
     """De-quantize the bundled GGUF once and save it as a plain model folder (atomic)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    from .export import load_gguf
     gguf = offline_gguf_path(spec)
     target = offline_cache_path(spec)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
-                                                  dtype=torch.float32)
+    loaded, tokenizer = load_gguf(gguf)  # the same reader chapter 07's export round trip uses
     # A GGUF-loaded model is flagged as quantized and refuses save_pretrained: rebuild a plain
     # one from its config (without the quantization entry) and copy the float weights over.
     config = loaded.config
