@@ -13,7 +13,8 @@ training-memory calculator, one device or sharded over N), scale (what N sharded
 really hold, measured with torchrun), serve (adapter registry with promote and rollback, merging, a
 local OpenAI-compatible endpoint), runs (the run cache: the course's shared fine-tunes and
 prompt answers, computed once by `make runs`), benchmarks (the sections of docs/benchmarks.md),
-results (the headline numbers in docs/results.json and the README table).
+results (the headline numbers in docs/results.json and the README table), tune and
+tune_report (`course tune`: the course's steps on a learner's own file, chapter 09).
 """
 
 import logging

@@ -19,6 +19,14 @@
                              (--processes N [--strategy fsdp], or under `accelerate launch` or
                              torchrun) on many; exit 0 done,
                              1 when the data has errors, 2 for a bad config or arguments
+  course tune FILE --out DIR your own task, chapter 09's steps on a CSV/TSV (--input-col,
+                             --output-col) or JSONL file: the cheaper rungs, a LoRA fine-tune,
+                             the decision, report.md/.html and summary.json in DIR, the adapter
+                             in the registry; exit 0 done, 1 when the data has problems (all
+                             listed), 2 for an unreadable file or bad arguments, 130 on Ctrl-C
+                             (--resume then continues the training)
+  course serve --name NAME   serve the live version of NAME from the registry (the course's
+                             OpenAI-compatible server, chapter 07) until Ctrl-C
 """
 
 from __future__ import annotations
@@ -350,6 +358,70 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_tune(args) -> int:
+    """Run chapter 09's steps on the learner's file; exit 0 done, 1 data problems, 2 bad
+    file or arguments, 130 when interrupted (the checkpoints stay: --resume continues)."""
+    from . import tune
+    if args.budget_minutes is not None and not args.budget_minutes > 0:
+        print("course tune: --budget-minutes must be above 0", file=sys.stderr)
+        return 2
+    options = tune.Options(args.file, args.out, args.input_col, args.output_col, args.system,
+                           args.group_col, args.model, args.profile, args.name, args.registry,
+                           args.resume, args.budget_minutes, args.merge, args.seed)
+    try:
+        outcome = tune.run(options)
+    except tune.TaskError as error:
+        print(f"course tune: {error}", file=sys.stderr)
+        return 2
+    except tune.DataProblems as error:
+        print(f"course tune: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"\ncourse tune: interrupted. Checkpoints of the training so far are in "
+              f"{Path(args.out) / 'checkpoints'}; run the same command with --resume to "
+              f"continue from the last one.", file=sys.stderr)
+        return 130
+    print(f"\n{outcome.decision.line}")
+    for name, path in outcome.files.items():
+        print(f"  {name:13} {path}")
+    print(f"serve it: {outcome.registered.serve_command()}")
+    return 0
+
+
+def cmd_serve(args) -> int:
+    """Serve the live version of a registry name (an adapter, or the prompt that beat it)
+    with the course's server until Ctrl-C."""
+    from . import models, serve
+    from .registry import adapter_metadata
+    registry = serve.Registry(args.registry)
+    try:
+        folder = registry.path(args.name)
+    except (ValueError, KeyError, OSError) as error:
+        print(f"course serve: {error}", file=sys.stderr)
+        return 2
+    metadata = adapter_metadata(folder)
+    base, tokenizer = models.load_model(args.model or metadata.get("base_model"))
+    adapters = {}
+    if metadata.get("kind") == "prompt":
+        print(f"{args.name} v{registry.live(args.name)} is a prompt (the fine-tune did not beat "
+              f"it): serving the base model; send its system prompt with each request:\n"
+              f"{metadata.get('prompt')}")
+        model = base
+    else:
+        model = serve.load_adapters(base, {args.name: folder})
+        adapters = {args.name: args.name}
+    server = serve.start(model, tokenizer, adapters or None, port=args.port)
+    print(f"serving {', '.join(server.models)} at {server.url}/v1/chat/completions "
+          f"(OpenAI-compatible; Ctrl-C stops)", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+        print("stopped")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `course` command."""
     parser = argparse.ArgumentParser(prog="course", description=__doc__,
@@ -397,7 +469,35 @@ def main(argv: list[str] | None = None) -> int:
     fit.add_argument("--strategy", default="ddp", choices=["ddp", "fsdp"],
                      help="with --processes: data parallel, or FSDP2 sharding (configs/accelerate/)")
     fit.set_defaults(func=cmd_train)
+    tune = sub.add_parser("tune", help="your own task: from a CSV/TSV/JSONL file to a "
+                                       "decision, a report and a served adapter (chapter 09)")
+    tune.add_argument("file", help="chat JSONL, prompt/completion JSONL, or CSV/TSV")
+    tune.add_argument("--out", required=True, help="folder for the split, the adapter and the report")
+    tune.add_argument("--input-col", default=None, help="CSV/TSV: the column with each input")
+    tune.add_argument("--output-col", default=None, help="CSV/TSV: the column with the answer wanted")
+    tune.add_argument("--system", default=None, help="the instruction (a system prompt)")
+    tune.add_argument("--group-col", default=None,
+                      help="rows with the same value here stay in one split (customer, document, ...)")
+    tune.add_argument("--model", default=None, help="base model: a course model name, hub id or folder")
+    tune.add_argument("--profile", default=None, choices=["smoke", "cpu", "gpu"],
+                      help="default: gpu with CUDA, else cpu")
+    tune.add_argument("--name", default=None, help="registry name (default: from the file name)")
+    tune.add_argument("--registry", default=None, help="registry folder (default: $COURSE_CACHE/registry)")
+    tune.add_argument("--resume", action="store_true", help="continue an interrupted training")
+    tune.add_argument("--budget-minutes", type=float, default=None, help="cap the training time")
+    tune.add_argument("--merge", action="store_true", help="also save a merged copy (out/merged)")
+    tune.add_argument("--seed", type=int, default=0, help="the split's seed")
+    tune.set_defaults(func=cmd_tune)
+    served = sub.add_parser("serve", help="serve a registry name's live version (chapter 07's server)")
+    served.add_argument("--name", required=True)
+    served.add_argument("--registry", default=None, help="default: $COURSE_CACHE/registry")
+    served.add_argument("--model", default=None, help="base model (default: the adapter's)")
+    served.add_argument("--port", type=int, default=8000)
+    served.set_defaults(func=cmd_serve)
     args = parser.parse_args(argv)
+    if getattr(args, "func", None) is cmd_serve and args.registry is None:
+        from .tune import registry_root
+        args.registry = str(registry_root())
     return args.func(args)
 
 

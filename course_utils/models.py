@@ -17,6 +17,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -74,6 +75,13 @@ def resolve(name: str | None) -> ModelSpec:
     known = "\n".join(f"  {s.name:14} {s.hub_id}  ({s.note})" for s in MODELS.values())
     raise ValueError(f"unknown model {name!r}. Known models:\n{known}\n"
                      f"(or pass the path of a folder holding a saved model)")
+
+
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # owner/name: a model on the hub, in the registry or not
+
+
+def _known(name: str) -> bool:
+    return any(name.lower() in (spec.name, spec.hub_id.lower()) for spec in MODELS.values())
 
 
 def hub_reachable(timeout: float = 2.0) -> bool:
@@ -194,6 +202,8 @@ def _load_spec(spec: ModelSpec, dtype, source: str, model_kwargs: dict | None = 
 def load_model(name: str | None = None, profile=None, dtype=None, device: str | None = None,
                show: bool = True, quantize: str | None = None):
     """(model, tokenizer) for a registry name, a hub id or a saved folder; see module doc.
+    A hub id outside the registry ("owner/name") loads from the Hugging Face cache or the
+    hub, with no offline fallback.
 
     quantize="nf4" loads the linear layers in 4-bit NormalFloat through bitsandbytes (QLoRA's
     format, chapter 03), computing in `dtype`; it runs on a CPU too, slowly.
@@ -211,7 +221,8 @@ def load_model(name: str | None = None, profile=None, dtype=None, device: str | 
     if name is not None and Path(name).is_dir():
         (model, tokenizer), where, label = _from_dir(name, dtype, model_kwargs), "folder", name
     else:
-        spec = resolve(name)
+        spec = resolve(name) if name is None or not HUB_ID.fullmatch(name) or _known(name) \
+            else ModelSpec(name.lower().replace("/", "--"), name, "?", note="any hub model")
         model, tokenizer, where = _load_spec(spec, dtype, source, model_kwargs)
         label = f"{spec.name} ({spec.hub_id}, {spec.params} parameters)"
         model.course_source = spec.hub_id  # the name saved with adapters, wherever it loaded from

@@ -238,17 +238,16 @@ def _load(folder: Path, name: str, model, show: bool) -> Run:
 
 
 def measured_tokens_per_second(profile=None) -> float | None:
-    """The training throughput of the newest run cached for this profile on this machine."""
-    newest = None
-    for manifest in runs_dir(profile).glob(f"*/*/{MANIFEST}"):
-        if newest is None or manifest.stat().st_mtime > newest.stat().st_mtime:
-            newest = manifest
-    if newest is None:
-        return None
-    try:
-        return float(train.read_metadata(newest.parent / "model")["train"]["tokens_per_second"])
-    except (OSError, KeyError, ValueError, json.JSONDecodeError):
-        return None
+    """The training throughput of the newest run cached for this profile on this machine
+    (entries of answers alone, which train nothing, are passed over)."""
+    trained = [m for m in runs_dir(profile).glob(f"*/*/{MANIFEST}")
+               if (m.parent / "model" / train.ADAPTER_METADATA).exists()]
+    for manifest in sorted(trained, key=lambda m: m.stat().st_mtime, reverse=True):
+        try:
+            return float(train.read_metadata(manifest.parent / "model")["train"]["tokens_per_second"])
+        except (OSError, KeyError, ValueError, json.JSONDecodeError):
+            continue
+    return None
 
 
 def estimate_seconds(tokenizer, train_rows: list[dict], settings: dict,

@@ -84,3 +84,12 @@ def test_unknown_quantization_is_named():
     from course_utils import models
     with pytest.raises(ValueError, match="nf4"):
         models.load_model(quantize="int3", show=False)
+
+
+def test_a_hub_id_outside_the_registry_needs_the_hub(monkeypatch):
+    """`course tune --model owner/name` takes any hub model; offline it says what it needs."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(models.ModelUnavailableError, match="no offline copy: it needs the Hugging Face hub"):
+        models.load_model("someone/not-in-the-course", show=False)
+    with pytest.raises(ValueError, match="unknown model 'gpt-5'"):
+        models.load_model("gpt-5", show=False)  # not a hub id: the registry's names are listed

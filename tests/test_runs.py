@@ -245,3 +245,19 @@ def test_the_ladder_chooses_k_and_the_best_rung_on_validation(tiny_model, monkey
         [f"tickets/{rung}/{split}" for rung in ("zero-shot", "few-shot", "constrained")
          for split in ("val", "test")] + ["tickets/retrieved/test"])
     assert sum(ladder.scores("test")["constrained"].exact) == 8
+
+
+def test_the_measured_speed_comes_from_the_newest_trained_entry(tmp_path, monkeypatch):
+    """Answer-only entries (a prompt's answers) train nothing: the estimate skips them."""
+    import os
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    trained = tmp_path / "runs" / "cpu" / "a-run" / "0123" / "model"
+    trained.mkdir(parents=True)
+    (trained / "course_adapter.json").write_text(json.dumps({"train": {"tokens_per_second": 187.5}}))
+    (trained.parent / "manifest.json").write_text("{}")
+    answers = tmp_path / "runs" / "cpu" / "answers" / "4567"
+    answers.mkdir(parents=True)
+    (answers / "manifest.json").write_text("{}")
+    os.utime(trained.parent / "manifest.json", (1, 1))  # older than the answers' entry
+    assert runs.measured_tokens_per_second("cpu") == 187.5
+    assert runs.measured_tokens_per_second("smoke") is None
