@@ -388,6 +388,20 @@ def cmd_tune(args) -> int:
     return 0
 
 
+def _stop_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop the server cleanly, even when this process was started
+    with SIGINT ignored (a background job of a script, a test runner's worker)."""
+    import signal
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        return  # called in-process from a thread: signals belong to the main thread
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_serve(args) -> int:
     """Serve the live version of a registry name (an adapter, or the prompt that beat it)
     with the course's server until Ctrl-C."""
@@ -410,6 +424,7 @@ def cmd_serve(args) -> int:
     else:
         model = serve.load_adapters(base, {args.name: folder})
         adapters = {args.name: args.name}
+    _stop_on_signals()
     server = serve.start(model, tokenizer, adapters or None, port=args.port)
     print(f"serving {', '.join(server.models)} at {server.url}/v1/chat/completions "
           f"(OpenAI-compatible; Ctrl-C stops)", flush=True)
