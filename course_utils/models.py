@@ -80,10 +80,6 @@ def resolve(name: str | None) -> ModelSpec:
 HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")  # owner/name: a model on the hub, in the registry or not
 
 
-def _known(name: str) -> bool:
-    return any(name.lower() in (spec.name, spec.hub_id.lower()) for spec in MODELS.values())
-
-
 def hub_reachable(timeout: float = 2.0) -> bool:
     """True when huggingface.co answers within `timeout` seconds; never when HF_HUB_OFFLINE."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
@@ -221,8 +217,12 @@ def load_model(name: str | None = None, profile=None, dtype=None, device: str | 
     if name is not None and Path(name).is_dir():
         (model, tokenizer), where, label = _from_dir(name, dtype, model_kwargs), "folder", name
     else:
-        spec = resolve(name) if name is None or not HUB_ID.fullmatch(name) or _known(name) \
-            else ModelSpec(name.lower().replace("/", "--"), name, "?", note="any hub model")
+        try:
+            spec = resolve(name)
+        except ValueError:
+            if not HUB_ID.fullmatch(name):
+                raise
+            spec = ModelSpec(name.lower().replace("/", "--"), name, "?", note="any hub model")
         model, tokenizer, where = _load_spec(spec, dtype, source, model_kwargs)
         label = f"{spec.name} ({spec.hub_id}, {spec.params} parameters)"
         model.course_source = spec.hub_id  # the name saved with adapters, wherever it loaded from

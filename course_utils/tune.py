@@ -926,14 +926,10 @@ def register(decision: Decision, tuned: Tuned, name: str, system: str | None,
         {"rung": decision.best_rung, "system": system, "examples": SHOTS},
         base_model=tuned.metadata.get("base_model"),
         description=f"the best cheaper rung on validation: {RUNG_NAMES[decision.best_rung]}")
-    from .train import ADAPTER_METADATA
+    from .train import ADAPTER_METADATA, heldout_scores
     metadata_path = tuned.folder / ADAPTER_METADATA  # the test score goes in, for the gate
     metadata = json.loads(metadata_path.read_text())
-    metadata["heldout"] = {measure: {"value": decision.tuned.metric.value,
-                                     "hits": decision.tuned.metric.hits,
-                                     "n": decision.tuned.metric.n,
-                                     "low": decision.tuned.metric.low,
-                                     "high": decision.tuned.metric.high}}
+    metadata["heldout"] = heldout_scores({measure: decision.tuned.metric})
     data.write_json_atomic(metadata_path, metadata)
     adapter = registry.register(tuned.folder, name)
     if decision.keep == "fine-tune":
