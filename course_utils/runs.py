@@ -1,7 +1,8 @@
 """Train once, reuse everywhere: the course's run cache.
 
 For chapters 00-07, which share fine-tunes and answers; `make runs` (`course runs`) fills the
-cache ahead of them with every recipe in COURSE_RUNS and chapter 00's ladder of cheaper rungs.
+cache ahead of them with every recipe in COURSE_RUNS, chapter 00's ladder of cheaper rungs, and
+chapter 05's distilled student (`distill` caches a train.distill run as `sft` does a train.sft run).
 
 Several chapters need the same fine-tune (chapter 02 shows the full ticket fine-tune and 06
 evaluates it again; 06 evaluates the ticket LoRA and chapter 07 serves it; 03's sweeps choose
@@ -319,6 +320,62 @@ def sft(name: str, model, tokenizer, train_rows: list[dict], val_rows: list[dict
     return Run(name, folder.name, folder, result.model, predictions, metadata, cached=False)
 
 
+def distill_key(name: str, student, teacher, train_rows: list[dict], val_rows: list[dict] | None,
+                heldout: dict[str, list[dict]], profile, max_new_tokens: int | None = None,
+                **distill_kwargs) -> dict:
+    """The key of a `runs.distill` run: the student's weights and the teacher's, the rows,
+    and the settings resolved as train.distill resolves them."""
+    refused = sorted(set(_NOT_CACHEABLE) & set(distill_kwargs))
+    if refused:
+        raise ValueError(f"runs.distill does not take {', '.join(refused)}: a cached run "
+                         f"trains a copy of the student, start to end; call train.distill for that")
+    profile = env.get_profile(profile)
+    lora = distill_kwargs.get("lora")
+    resolved = train.sft_settings(
+        student, train_rows, lora, profile, validation=bool(val_rows),
+        **{k: distill_kwargs[k] for k in _RESOLVED if k in distill_kwargs and k != "learning_rate"},
+        learning_rate=distill_kwargs.get("learning_rate") or (1e-3 if lora else 2e-4))
+    settings = {**resolved, **{k: v for k, v in distill_kwargs.items() if k not in resolved},
+                "temperature": distill_kwargs.get("temperature", 1.0),
+                "hard_weight": distill_kwargs.get("hard_weight", 0.0),
+                "teacher_weights": weights_fingerprint(teacher),
+                "max_new_tokens": max_new_tokens or profile.max_new_tokens}
+    return run_key(name, student, "distill", settings,
+                   {"train": train_rows, "val": val_rows or [], **heldout}, profile)
+
+
+def distill(name: str, student, tokenizer, train_rows: list[dict], teacher,
+            val_rows: list[dict] | None = None, heldout: dict[str, list[dict]] | None = None, *,
+            profile=None, max_new_tokens: int | None = None, show: bool = True,
+            **distill_kwargs) -> Run:
+    """A `train.distill` run by name, as `sft` is for train.sft: trained once per key (the
+    student's and the teacher's weights, the rows, the settings) and reloaded after that,
+    with the student's answers to each held-out split."""
+    profile, heldout = env.get_profile(profile), dict(heldout or {})
+    key = distill_key(name, student, teacher, train_rows, val_rows, heldout, profile,
+                      max_new_tokens, **distill_kwargs)
+    folder = entry_dir(key)
+    problem = check_entry(folder, key) if folder.exists() else None
+    if folder.exists() and problem is None:
+        return _load(folder, name, student, show)
+    if show:
+        seconds, how = estimate_seconds(tokenizer, train_rows, key["settings"], profile)
+        why = f"the entry is unusable ({problem})" if problem else "not in the cache"
+        print(f"run {name} [{digest(key)}]: {why}; training it now, at most "
+              f"{key['settings']['max_steps']} steps, about {seconds / 60:.1f} min {how} "
+              f"(plus the teacher's forward passes; less if it stops early), then "
+              f"{sum(map(len, heldout.values()))} held-out answers", flush=True)
+    result = train.distill(student, tokenizer, train_rows, teacher, val_rows, profile=profile,
+                           show=show, **distill_kwargs)
+    predictions = {split: evals.generate(result.model, tokenizer, rows,
+                                         max_new_tokens=key["settings"]["max_new_tokens"],
+                                         batch_size=profile.gen_batch_size, show=show)
+                   for split, rows in heldout.items()}
+    folder = _store(key, result, predictions)
+    metadata = train.read_metadata(folder / "model")
+    return Run(name, folder.name, folder, result.model, predictions, metadata, cached=False)
+
+
 # ---------------------------------------------------------------------------- cached answers
 
 def generate(name: str, model, tokenizer, conversations: list[list[dict]], *,
@@ -437,13 +494,18 @@ class Recipe:
         return rows
 
     def settings_for(self, profile) -> dict:
-        """The settings in this profile: the smoke profile only checks that the code runs, so
-        it trains its few steps instead of epochs, without early stopping."""
-        profile = env.get_profile(profile)
-        if profile.name != "smoke":
-            return dict(self.settings)
-        quick = {k: v for k, v in self.settings.items() if k not in ("max_epochs", "patience")}
-        return {**quick, "max_steps": profile.max_steps}
+        """The settings in this profile (settings_for_profile)."""
+        return settings_for_profile(self.settings, profile)
+
+
+def settings_for_profile(settings: dict, profile) -> dict:
+    """A course run's settings in this profile: the smoke profile only checks that the code
+    runs, so it trains its few steps instead of epochs, without early stopping."""
+    profile = env.get_profile(profile)
+    if profile.name != "smoke":
+        return dict(settings)
+    quick = {k: v for k, v in settings.items() if k not in ("max_epochs", "patience")}
+    return {**quick, "max_steps": profile.max_steps}
 
 
 # The ticket recipes stop on validation loss: at most 4 epochs, measured every half epoch,
@@ -455,7 +517,8 @@ COURSE_RUNS: dict[str, Recipe] = {
         "tickets", _TICKET_LORA, dict(learning_rate=1e-3, seed=seed, **_STOP),
         used_by="06, 07 (07 serves seed 0)" if seed == 0 else "06 (the spread across seeds)")
        for seed in (0, 1, 2)},
-    "tickets/full": Recipe("tickets", None, dict(learning_rate=1e-4, **_STOP), used_by="02, 06"),
+    "tickets/full": Recipe("tickets", None, dict(learning_rate=1e-4, **_STOP),
+                           used_by="02, 05 (the teacher), 06"),
 }
 # The learning rates the short sweeps preferred (03 for LoRA, 02 for the full fine-tune), run at
 # the full budget with every other setting as the course's run: each against the course's rate,
@@ -505,6 +568,67 @@ COURSE_RUNS.update({
                                   *((16, alpha, 1e-3) for alpha in SWEEP_ALPHAS)})})
 
 
+# Chapter 05's distillation: the best ticket model the course trains teaches a student with a
+# third of its layers cut, from its answers to the unlabeled pool (tickets it never trained on)
+# and from its probabilities at T = 2. `make runs` fills all of it (STUDENT in `course runs`).
+TEACHER = "tickets/full"  # the converged full fine-tune: the most exact matches on test in 06
+STUDENT = "tickets/student"
+STUDENT_LAYERS = 20  # of the teacher's 30, evenly spaced (models.fewer_layers)
+STUDENT_SETTINGS = dict(temperature=2.0, hard_weight=0.5, learning_rate=2e-4, max_epochs=3,
+                        patience=2)  # half KL at T = 2, half cross-entropy on the teacher's answers
+
+
+def ticket_teacher(model, tokenizer, profile=None, show: bool = True) -> Run:
+    """The run TEACHER, an adapter merged into its weights if it has one: what would be
+    deployed (no adapter matrices computed on every call), so its latency is fair to beat."""
+    run = course_run(TEACHER, model, tokenizer, profile=profile, show=show)
+    if hasattr(run.model, "merge_and_unload"):
+        run.model = run.model.merge_and_unload()
+    return run
+
+
+def pool_rows(profile=None) -> list[dict]:
+    """The unlabeled tickets (data/tickets/pool.jsonl; eight of them in the smoke profile)."""
+    profile = env.get_profile(profile)
+    pool = data.load_jsonl(data.DATA_DIR / "tickets" / "pool.jsonl")
+    return data.take(pool, profile.n_eval) if profile.name == "smoke" else pool
+
+
+def teacher_labels(teacher, tokenizer, rows: list[dict], profile=None, show: bool = True) -> list[str]:
+    """The teacher's answers to `rows` (with the ticket prompt it was trained with), cached."""
+    profile = env.get_profile(profile)
+    return generate("tickets/teacher/pool", teacher, tokenizer,
+                    [evals.prompt_messages(r) for r in rows], max_new_tokens=profile.max_new_tokens,
+                    batch_size=profile.gen_batch_size, profile=profile, show=show)
+
+
+def labelled_rows(rows: list[dict], labels: list[str]) -> tuple[list[dict], list[str]]:
+    """(training rows, ids dropped): each row with the teacher's answer as its assistant turn,
+    where that answer is one valid JSON record; the ids of the rows whose answer is not."""
+    kept, dropped = [], []
+    for row, label in zip(rows, labels, strict=True):
+        if evals.parse_json_record(label) is None:
+            dropped.append(row["id"])
+        else:
+            kept.append({"id": row["id"], "messages": [*evals.prompt_messages(row),
+                                                       {"role": "assistant", "content": label}]})
+    return kept, dropped
+
+
+def ticket_student(teacher, tokenizer, train_rows: list[dict], profile=None,
+                   show: bool = True) -> Run:
+    """The student: `teacher` cut to STUDENT_LAYERS layers, distilled on `train_rows`
+    (labelled_rows) with STUDENT_SETTINGS, stopping on the validation tickets; with its
+    answers to n_eval test tickets. Chapter 05 makes the same calls in front of the learner."""
+    profile = env.get_profile(profile)
+    val_rows, test_rows = (data.take(data.load_split("tickets", s), profile.n_eval)
+                           for s in ("val", "test"))
+    student = models.fewer_layers(teacher, STUDENT_LAYERS)
+    return distill(STUDENT, student, tokenizer, train_rows, teacher, val_rows,
+                   {"test": test_rows}, profile=profile, show=show,
+                   **settings_for_profile(STUDENT_SETTINGS, profile))
+
+
 def course_run(name: str, model, tokenizer, profile=None, show: bool = True) -> Run:
     """The course's run `name` (a key of COURSE_RUNS), from the cache or trained now, with its
     answers to n_eval rows of each held-out split (data.take)."""
@@ -530,7 +654,7 @@ def course_runs(names: list[str] | None = None, profile=None, show: bool = True)
         report.append({"name": LADDER, "cached": None, "seconds": time.time() - start,
                        "train_seconds": 0.0, "digest": f"best: {ladder.best}, k={ladder.best_k}",
                        "steps": None, "best_step": None})
-    for name in [n for n in names or list(COURSE_RUNS) if n != LADDER]:
+    for name in [n for n in names or list(COURSE_RUNS) if n not in (LADDER, STUDENT)]:
         start = time.time()
         run = course_run(name, model, tokenizer, profile=profile, show=show)
         report.append({"name": name, "cached": run.cached, "seconds": time.time() - start,
@@ -538,4 +662,14 @@ def course_runs(names: list[str] | None = None, profile=None, show: bool = True)
                        "steps": run.metadata["train"].get("steps"),
                        "best_step": run.metadata["train"].get("best_step")})
         del run
+    if not names or STUDENT in names:  # after TEACHER, which it loads
+        start = time.time()
+        teacher = ticket_teacher(model, tokenizer, profile=profile, show=show)
+        pool = pool_rows(profile)
+        rows, _ = labelled_rows(pool, teacher_labels(teacher.model, tokenizer, pool, profile, show))
+        run = ticket_student(teacher.model, tokenizer, rows, profile=profile, show=show)
+        report.append({"name": STUDENT, "cached": run.cached, "seconds": time.time() - start,
+                       "train_seconds": run.train_seconds, "digest": run.digest,
+                       "steps": run.metadata["train"].get("steps"),
+                       "best_step": run.metadata["train"].get("best_step")})
     return report

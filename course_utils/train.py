@@ -195,9 +195,6 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
     EarlyStoppingCallback with load_best_model_at_end; its checkpoints go to a temporary
     folder unless output_dir is given).
     """
-    from transformers.trainer_utils import get_last_checkpoint
-    from trl import SFTConfig
-
     if not train_rows:
         raise ValueError("sft needs at least one training row")
     settings = sft_settings(model, train_rows, lora, profile, max_steps=max_steps,
@@ -205,8 +202,25 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
                             max_length=max_length, seed=seed, max_epochs=max_epochs,
                             patience=patience, eval_every=eval_every,
                             validation=bool(val_rows))
+    return _fit(_trainer_class(), model, tokenizer, train_rows, val_rows, lora, settings,
+                announce=max_steps is None and max_epochs is None, inplace=inplace, show=show,
+                padding_free=padding_free, output_dir=output_dir, save_every=save_every,
+                resume=resume, callbacks=callbacks, ddp_backend=ddp_backend, seed=seed)
+
+
+def _fit(trainer_class, model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None,
+         lora: LoraSettings | None, settings: dict, *, announce: bool, inplace: bool, show: bool,
+         padding_free: bool = True, output_dir=None, save_every: int | None = None,
+         resume: bool = False, callbacks: tuple = (), ddp_backend: str | None = None,
+         seed: int = 0) -> TrainResult:
+    """What sft and distill share: a TRL SFTTrainer of `trainer_class` on a copy of `model`
+    (unless inplace), with the settings resolved by sft_settings, early stopping on
+    validation loss when they carry a patience, checkpoints, and the measured result."""
+    from transformers.trainer_utils import get_last_checkpoint
+    from trl import SFTConfig
+
     patience = settings["patience"]
-    if show and max_steps is None and max_epochs is None and settings["max_epochs"]:
+    if show and announce and settings["max_epochs"]:
         print(f"training up to {settings['max_epochs']:g} epochs ({settings['max_steps']} steps "
               + (f"of {settings['batch_size']} rows), stopping when the validation loss has not "
                  f"improved for {patience} evaluations" if patience else
@@ -224,6 +238,8 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
             print(f"no checkpoint in {output_dir}: starting from step 0")
         model = _fp32_master(_drop_trl_forward_patch(model if inplace else copy.deepcopy(model)),
                              lora)
+        if lora is None:  # a full fine-tune trains every weight, even of a model loaded frozen
+            model.requires_grad_(True)  # (a merged adapter's model, or a student cut from it)
         config = SFTConfig(
             **_common_args(settings, output_dir, bool(val_rows), settings["eval_every"], show,
                            seed),
@@ -236,7 +252,7 @@ def sft(model, tokenizer, train_rows: list[dict], val_rows: list[dict] | None = 
         length = settings["max_length"]
         with _library_deprecations_hidden(), _shard_bars_hidden():
             trainer = _new_trainer(
-                _trainer_class(), model=model, args=config,
+                trainer_class, model=model, args=config,
                 train_dataset=_dataset(train_rows, tokenizer, length),
                 eval_dataset=_dataset(val_rows, tokenizer, length) if val_rows else None,
                 processing_class=tokenizer, peft_config=_lora_config(lora),
@@ -309,7 +325,8 @@ def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[
             hard_weight: float = 0.0, max_steps: int | None = None,
             batch_size: int | None = None, learning_rate: float | None = None,
             max_length: int | None = None, eval_every: int | None = None, seed: int = 0,
-            inplace: bool = False, show: bool = True, callbacks: tuple = ()) -> TrainResult:
+            inplace: bool = False, show: bool = True, callbacks: tuple = (),
+            max_epochs: float | None = None, patience: int | None = None) -> TrainResult:
     """Logit distillation: train `student` to match `teacher`'s next-token distribution on
     the assistant tokens of chat rows (forward KL, teacher || student, at `temperature`,
     scaled by temperature² as in Hinton et al. 2015), mixed with `hard_weight` of the usual
@@ -317,10 +334,11 @@ def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[
 
     Both models must share the tokenizer (the same vocabulary, token for token). A full
     fine-tune unless `lora` is given; learning rate defaults: 1e-3 with LoRA, 2e-4 full
-    (a cut-down student has more to relearn than an SFT run). Records the same history
-    (train_loss, val_loss: the distillation loss), throughput and memory as `sft`.
+    (a cut-down student has more to relearn than an SFT run). How long, as `sft`: the
+    profile's epochs with early stopping on `val_rows` (whose loss is this same mixed loss),
+    or `max_steps`, or `max_epochs` and `patience`. Records the same history, throughput and
+    memory as `sft`.
     """
-    from trl import SFTConfig
     if not train_rows:
         raise ValueError("distill needs at least one training row")
     student_vocab = student.get_output_embeddings().weight.shape[0]
@@ -334,30 +352,22 @@ def distill(student, tokenizer, train_rows: list[dict], teacher, val_rows: list[
     if not 0.0 <= hard_weight <= 1.0 or temperature <= 0:
         raise ValueError(f"hard_weight={hard_weight} must lie in [0, 1] and temperature="
                          f"{temperature} must be above 0")
-    settings = _settings(student, train_rows, lora, profile, max_steps, batch_size,
-                         learning_rate or (1e-3 if lora else 2e-4), max_length, seed,
-                         method="distill", temperature=temperature, hard_weight=hard_weight,
-                         teacher=getattr(teacher, "course_source", None) or teacher.name_or_path)
-    student = _fp32_master(_drop_trl_forward_patch(student if inplace else copy.deepcopy(student)),
-                           lora)
+    settings = sft_settings(student, train_rows, lora, profile, max_steps=max_steps,
+                            batch_size=batch_size,
+                            learning_rate=learning_rate or (1e-3 if lora else 2e-4),
+                            max_length=max_length, seed=seed, max_epochs=max_epochs,
+                            patience=patience, eval_every=eval_every, validation=bool(val_rows))
+    settings.update(method="distill", temperature=temperature, hard_weight=hard_weight,
+                    teacher=getattr(teacher, "course_source", None) or teacher.name_or_path)
     teacher_was_training = teacher.training
     teacher.eval()  # no dropout in the targets (its logits are taken under no_grad)
-    length = settings["max_length"]
-    with _library_deprecations_hidden(), _scratch("course-distill-") as output_dir:
-        config = SFTConfig(
-            **_common_args(settings, output_dir, bool(val_rows), eval_every, show, seed),
-            max_length=None, padding_free=True, save_strategy="no",
-            activation_checkpointing=False)
-        trainer = _new_trainer(
-            _distill_trainer_class(teacher, temperature, hard_weight), model=student,
-            args=config, train_dataset=_dataset(train_rows, tokenizer, length),
-            eval_dataset=_dataset(val_rows, tokenizer, length) if val_rows else None,
-            processing_class=tokenizer, peft_config=_lora_config(lora),
-            callbacks=_with_printer(callbacks, settings, show))
-        try:
-            return _train_and_measure(trainer, settings, tokenizer, seed, show)
-        finally:
-            teacher.train(teacher_was_training)  # the caller's model, left as it came
+    try:
+        return _fit(_distill_trainer_class(teacher, temperature, hard_weight), student,
+                    tokenizer, train_rows, val_rows, lora, settings,
+                    announce=max_steps is None and max_epochs is None, inplace=inplace,
+                    show=show, callbacks=callbacks, seed=seed)
+    finally:
+        teacher.train(teacher_was_training)  # the caller's model, left as it came
 
 
 def distillation_loss(student_logits, teacher_logits, temperature: float = 1.0):

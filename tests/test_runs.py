@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from course_utils import data, runs, train
+from course_utils import data, models, runs, train
 
 
 def rows(n: int = 6, start: int = 0) -> list[dict]:
@@ -181,7 +181,7 @@ def test_course_runs_list_and_unknown_names(capsys):
     from course_utils import cli
     assert cli.main(["runs", "--list"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in runs.COURSE_RUNS)
+    assert all(name in listed for name in [*runs.COURSE_RUNS, runs.LADDER, runs.STUDENT])
     assert cli.main(["runs", "tickets/nope"]) == 2
     assert "no run 'tickets/nope'" in capsys.readouterr().err
 
@@ -261,3 +261,54 @@ def test_the_measured_speed_comes_from_the_newest_trained_entry(tmp_path, monkey
     os.utime(trained.parent / "manifest.json", (1, 1))  # older than the answers' entry
     assert runs.measured_tokens_per_second("cpu") == 187.5
     assert runs.measured_tokens_per_second("smoke") is None
+
+
+DISTILL = dict(profile="smoke", max_steps=2, batch_size=2, max_new_tokens=4, temperature=2.0,
+               hard_weight=0.5)
+
+
+def distilled(teacher, tokenizer, **changes):
+    return runs.distill("tickets/student", models.fewer_layers(teacher, 1), tokenizer, rows(),
+                        teacher, rows(2, 10), {"test": rows(3, 20)}, show=False,
+                        **{**DISTILL, **changes})
+
+
+def test_a_distilled_student_is_trained_once_then_loaded(tiny_model, cache):
+    teacher, tokenizer = tiny_model
+    first = distilled(teacher, tokenizer)
+    second = distilled(teacher, tokenizer)
+    assert not first.cached and second.cached and second.digest == first.digest
+    assert second.predictions == first.predictions and len(second.predictions["test"]) == 3
+    assert second.model.config.num_hidden_layers == 1  # the student, not its teacher
+    assert second.metadata["settings"]["method"] == "distill"
+    assert second.metadata["settings"]["temperature"] == 2.0
+    batch = torch.tensor([tokenizer("ticket 20").input_ids])
+    with torch.no_grad():
+        assert torch.allclose(second.model(batch).logits, first.model(batch).logits, atol=1e-5)
+
+
+def test_a_distilled_student_is_keyed_by_its_teacher_and_its_loss(tiny_model, cache):
+    teacher, tokenizer = tiny_model
+    first = distilled(teacher, tokenizer)
+    assert not distilled(teacher, tokenizer, hard_weight=1.0).cached
+    other = copy.deepcopy(teacher)
+    with torch.no_grad():  # the same student start (layer 0 kept), another teacher
+        other.model.layers[1].mlp.down_proj.weight.add_(0.1)
+    retaught = runs.distill("tickets/student", models.fewer_layers(teacher, 1), tokenizer, rows(),
+                            other, rows(2, 10), {"test": rows(3, 20)}, show=False, **DISTILL)
+    assert not retaught.cached and retaught.digest != first.digest
+    with pytest.raises(ValueError, match="does not take inplace"):
+        distilled(teacher, tokenizer, inplace=True)
+
+
+def test_the_teachers_labels_become_rows_and_unparsable_ones_are_named():
+    pool = [{"id": f"u{i}", "messages": [{"role": "system", "content": "Triage."},
+                                          {"role": "user", "content": f"ticket {i}"}]}
+            for i in range(3)]
+    kept, dropped = runs.labelled_rows(pool, ['{"category": "billing"}', "not json",
+                                              '{"category": "account"}'])
+    assert [r["id"] for r in kept] == ["u0", "u2"] and dropped == ["u1"]
+    assert kept[1]["messages"][-1] == {"role": "assistant", "content": '{"category": "account"}'}
+    assert kept[1]["messages"][:2] == pool[2]["messages"]
+    with pytest.raises(ValueError):  # a label per row, or it is refused
+        runs.labelled_rows(pool, ["{}"])

@@ -458,6 +458,21 @@ def test_distill_moves_the_student_towards_the_teacher(tiny_model):
     assert len(student.model.layers) == 1  # trained a copy: the given student is untouched
 
 
+def test_distill_stops_early_and_keeps_the_best_validation_student(tiny_model):
+    """distill trains to convergence as sft does: epochs, early stopping on validation, best kept."""
+    teacher, tokenizer = tiny_model
+    train_rows = answer_rows("alpha alpha alpha", 8)
+    val_rows = answer_rows("zebra quokka walrus", 4, 100)
+    result = train.distill(models.fewer_layers(teacher, 1), tokenizer, train_rows, teacher,
+                           val_rows, profile="smoke", temperature=2.0, hard_weight=0.5,
+                           max_epochs=40, batch_size=4, learning_rate=1e-2, patience=2,
+                           eval_every=1, show=False)
+    steps, val_losses = result.losses("val_loss")
+    assert result.settings["max_steps"] == 80 and result.steps < 80  # stopped early
+    assert result.best_step == steps[val_losses.index(min(val_losses))]
+    assert result.settings["hard_weight"] == 0.5 and result.settings["patience"] == 2
+
+
 def test_distill_leaves_the_teacher_trainable_and_in_its_mode(tiny_model):
     """The teacher is often the learner's own model (chapter 05): freezing it in place left
     it untrainable for any later fine-tune (and broke later tests sharing this fixture)."""
