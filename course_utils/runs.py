@@ -298,6 +298,15 @@ def sft(name: str, model, tokenizer, train_rows: list[dict], val_rows: list[dict
     profile, heldout = env.get_profile(profile), dict(heldout or {})
     key = sft_key(name, model, train_rows, val_rows, heldout, lora, profile, max_new_tokens,
                   **sft_kwargs)
+    return _cached(name, key, model, tokenizer, train_rows, heldout, profile, show, lambda: train.sft(
+        model, tokenizer, train_rows, val_rows, lora=lora, profile=profile, show=show, **sft_kwargs))
+
+
+def _cached(name: str, key: dict, model, tokenizer, train_rows: list[dict],
+            heldout: dict[str, list[dict]], profile, show: bool, train_now, cost: str = "") -> Run:
+    """What sft and distill share: the run stored under `key` (loaded onto a copy of `model`),
+    or else `train_now()` (a train.TrainResult), its answers to each held-out split, stored.
+    `cost`: what the printed estimate leaves out, said before "less if it stops early"."""
     folder = entry_dir(key)
     problem = check_entry(folder, key) if folder.exists() else None
     if folder.exists() and problem is None:
@@ -306,11 +315,10 @@ def sft(name: str, model, tokenizer, train_rows: list[dict], val_rows: list[dict
         seconds, how = estimate_seconds(tokenizer, train_rows, key["settings"], profile)
         why = f"the entry is unusable ({problem})" if problem else "not in the cache"
         print(f"run {name} [{digest(key)}]: {why}; training it now, at most "
-              f"{key['settings']['max_steps']} steps, about {seconds / 60:.1f} min {how} (less "
-              f"if it stops early), then {sum(map(len, heldout.values()))} held-out answers",
-              flush=True)
-    result = train.sft(model, tokenizer, train_rows, val_rows, lora=lora, profile=profile,
-                       show=show, **sft_kwargs)
+              f"{key['settings']['max_steps']} steps, about {seconds / 60:.1f} min {how} "
+              f"({cost}less if it stops early), then {sum(map(len, heldout.values()))} "
+              f"held-out answers", flush=True)
+    result = train_now()
     predictions = {split: evals.generate(result.model, tokenizer, rows,
                                          max_new_tokens=key["settings"]["max_new_tokens"],
                                          batch_size=profile.gen_batch_size, show=show)
@@ -323,25 +331,22 @@ def sft(name: str, model, tokenizer, train_rows: list[dict], val_rows: list[dict
 def distill_key(name: str, student, teacher, train_rows: list[dict], val_rows: list[dict] | None,
                 heldout: dict[str, list[dict]], profile, max_new_tokens: int | None = None,
                 **distill_kwargs) -> dict:
-    """The key of a `runs.distill` run: the student's weights and the teacher's, the rows,
-    and the settings resolved as train.distill resolves them."""
+    """The key of a `runs.distill` run: sft_key's, with train.distill's learning-rate default,
+    its loss (temperature, hard_weight) and the teacher's weights."""
     refused = sorted(set(_NOT_CACHEABLE) & set(distill_kwargs))
     if refused:
         raise ValueError(f"runs.distill does not take {', '.join(refused)}: a cached run "
                          f"trains a copy of the student, start to end; call train.distill for that")
-    profile = env.get_profile(profile)
-    lora = distill_kwargs.get("lora")
-    resolved = train.sft_settings(
-        student, train_rows, lora, profile, validation=bool(val_rows),
-        **{k: distill_kwargs[k] for k in _RESOLVED if k in distill_kwargs and k != "learning_rate"},
-        learning_rate=distill_kwargs.get("learning_rate") or (1e-3 if lora else 2e-4))
-    settings = {**resolved, **{k: v for k, v in distill_kwargs.items() if k not in resolved},
-                "temperature": distill_kwargs.get("temperature", 1.0),
-                "hard_weight": distill_kwargs.get("hard_weight", 0.0),
-                "teacher_weights": weights_fingerprint(teacher),
-                "max_new_tokens": max_new_tokens or profile.max_new_tokens}
-    return run_key(name, student, "distill", settings,
-                   {"train": train_rows, "val": val_rows or [], **heldout}, profile)
+    kwargs = dict(distill_kwargs)
+    lora = kwargs.pop("lora", None)
+    kwargs["learning_rate"] = kwargs.get("learning_rate") or (1e-3 if lora else 2e-4)
+    key = sft_key(name, student, train_rows, val_rows, heldout, lora, profile, max_new_tokens,
+                  **kwargs)
+    key["kind"] = "distill"
+    key["settings"].update(temperature=kwargs.get("temperature", 1.0),
+                           hard_weight=kwargs.get("hard_weight", 0.0),
+                           teacher_weights=weights_fingerprint(teacher))
+    return key
 
 
 def distill(name: str, student, tokenizer, train_rows: list[dict], teacher,
@@ -354,26 +359,10 @@ def distill(name: str, student, tokenizer, train_rows: list[dict], teacher,
     profile, heldout = env.get_profile(profile), dict(heldout or {})
     key = distill_key(name, student, teacher, train_rows, val_rows, heldout, profile,
                       max_new_tokens, **distill_kwargs)
-    folder = entry_dir(key)
-    problem = check_entry(folder, key) if folder.exists() else None
-    if folder.exists() and problem is None:
-        return _load(folder, name, student, show)
-    if show:
-        seconds, how = estimate_seconds(tokenizer, train_rows, key["settings"], profile)
-        why = f"the entry is unusable ({problem})" if problem else "not in the cache"
-        print(f"run {name} [{digest(key)}]: {why}; training it now, at most "
-              f"{key['settings']['max_steps']} steps, about {seconds / 60:.1f} min {how} "
-              f"(plus the teacher's forward passes; less if it stops early), then "
-              f"{sum(map(len, heldout.values()))} held-out answers", flush=True)
-    result = train.distill(student, tokenizer, train_rows, teacher, val_rows, profile=profile,
-                           show=show, **distill_kwargs)
-    predictions = {split: evals.generate(result.model, tokenizer, rows,
-                                         max_new_tokens=key["settings"]["max_new_tokens"],
-                                         batch_size=profile.gen_batch_size, show=show)
-                   for split, rows in heldout.items()}
-    folder = _store(key, result, predictions)
-    metadata = train.read_metadata(folder / "model")
-    return Run(name, folder.name, folder, result.model, predictions, metadata, cached=False)
+    return _cached(name, key, student, tokenizer, train_rows, heldout, profile, show,
+                   lambda: train.distill(student, tokenizer, train_rows, teacher, val_rows,
+                                         profile=profile, show=show, **distill_kwargs),
+                   cost="plus the teacher's forward passes; ")
 
 
 # ---------------------------------------------------------------------------- cached answers
@@ -657,19 +646,21 @@ def course_runs(names: list[str] | None = None, profile=None, show: bool = True)
     for name in [n for n in names or list(COURSE_RUNS) if n not in (LADDER, STUDENT)]:
         start = time.time()
         run = course_run(name, model, tokenizer, profile=profile, show=show)
-        report.append({"name": name, "cached": run.cached, "seconds": time.time() - start,
-                       "train_seconds": run.train_seconds, "digest": run.digest,
-                       "steps": run.metadata["train"].get("steps"),
-                       "best_step": run.metadata["train"].get("best_step")})
+        report.append(_report_row(run, start))
         del run
     if not names or STUDENT in names:  # after TEACHER, which it loads
         start = time.time()
         teacher = ticket_teacher(model, tokenizer, profile=profile, show=show)
         pool = pool_rows(profile)
         rows, _ = labelled_rows(pool, teacher_labels(teacher.model, tokenizer, pool, profile, show))
-        run = ticket_student(teacher.model, tokenizer, rows, profile=profile, show=show)
-        report.append({"name": STUDENT, "cached": run.cached, "seconds": time.time() - start,
-                       "train_seconds": run.train_seconds, "digest": run.digest,
-                       "steps": run.metadata["train"].get("steps"),
-                       "best_step": run.metadata["train"].get("best_step")})
+        report.append(_report_row(ticket_student(teacher.model, tokenizer, rows, profile=profile,
+                                                 show=show), start))
     return report
+
+
+def _report_row(run: Run, start: float) -> dict:
+    """course_runs' line for a run: cached or trained, seconds now and training, steps."""
+    return {"name": run.name, "cached": run.cached, "seconds": time.time() - start,
+            "train_seconds": run.train_seconds, "digest": run.digest,
+            "steps": run.metadata["train"].get("steps"),
+            "best_step": run.metadata["train"].get("best_step")}
