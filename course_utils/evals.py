@@ -363,6 +363,13 @@ def voice_rules(reply: str, greeting: str | None = None) -> dict[str, bool]:
     }
 
 
+# Chapter 04 selects its preference pairs with some rules and reports on the others as well,
+# so the score it reports is not only the one it tuned for: the rules about what a reply says
+# and how it is framed pick the pairs; the rules about length and punctuation are held out.
+VOICE_SELECTION_RULES = ("greeting", "sign-off", "next step with a timeframe", "no banned phrase")
+VOICE_HELD_OUT_RULES = ("2-4 sentences", "at most 60 words", "no exclamation mark", "no emoji")
+
+
 @dataclass
 class VoiceScores:
     """Per-reply house-voice scores: each rule kept or not, and all rules kept ("in voice")."""
@@ -370,6 +377,14 @@ class VoiceScores:
     rules: dict[str, list[bool]]
     in_voice: list[bool]
     metrics: dict[str, Metric] = field(default_factory=dict)
+
+    def keeps(self, rules: tuple[str, ...] | list[str]) -> list[bool]:
+        """Per reply: whether it keeps every one of `rules` (names of voice_rules' checks)."""
+        unknown = [r for r in rules if r not in self.rules]
+        if unknown:
+            raise KeyError(f"no voice rule {', '.join(map(repr, unknown))}; the rules are: "
+                           f"{', '.join(self.rules)}")
+        return [all(self.rules[r][i] for r in rules) for i in range(len(self.in_voice))]
 
     def __str__(self) -> str:
         return "\n".join(f"{name:28} {m}" for name, m in self.metrics.items())
@@ -389,6 +404,80 @@ def score_voice(replies: list[str], rows: list[dict]) -> VoiceScores:
     metrics = {"in house voice (all rules)": rate(in_voice),
                **{name: rate(kept) for name, kept in rules.items()}}
     return VoiceScores(rules, in_voice, metrics)
+
+
+# How a reply acknowledges the customer (data/README.md, rule 7: sorry for trouble, thanks for
+# praise, plain thanks otherwise), read from its wording. Every chosen reply in data/voice/ is
+# read as the mood it was written for (tests/test_evals.py checks this on the data).
+_APOLOGY = re.compile(r"\b(sorry|apologi[sz]e|you're right)\b", re.I)
+_PRAISE_THANKS = re.compile(r"kind words|lovely to hear|kind of you|glad you're enjoying|"
+                            r"glad you like|you like the|happy to hear|great to hear", re.I)
+SENTIMENTS = ("negative", "neutral", "positive")
+
+
+def voice_tone(reply: str) -> str:
+    """"apology", "praise" (thanks for kind words) or "plain": the acknowledgement a reply
+    makes. A reply that both apologises and thanks for praise reads as "praise"."""
+    if _PRAISE_THANKS.search(reply):
+        return "praise"
+    return "apology" if _APOLOGY.search(reply) else "plain"
+
+
+def misreads(replies: list[str], sentiments: list[str]) -> list[bool]:
+    """Per reply: whether it acknowledges a mood the customer did not have: thanks for kind
+    words to a customer who was not praising, or an apology to one who was. (A reply with no
+    acknowledgement misreads nothing: some house replies go straight to the next step.)
+    `sentiments` are the rows' labels (negative, neutral, positive)."""
+    if len(replies) != len(sentiments):
+        raise ValueError(f"{len(replies)} replies for {len(sentiments)} sentiments: they must pair up")
+    bad = [s for s in sentiments if s not in SENTIMENTS]
+    if bad:
+        raise ValueError(f"unknown sentiment {bad[0]!r}; expected one of {', '.join(SENTIMENTS)}")
+    return [voice_tone(reply) == ("apology" if sentiment == "positive" else "praise")
+            for reply, sentiment in zip(replies, sentiments)]
+
+
+def reply_body(reply: str) -> str:
+    """A reply without its first line (greeting) and its last (sign-off), when it has both."""
+    lines = reply.strip().split("\n")
+    return "\n".join(lines[1:-1]).strip() if len(lines) > 2 else reply.strip()
+
+
+class VoiceJudge:
+    """A second judge of the house voice that knows none of the rules: a logistic regression
+    on word and word-pair TF-IDF features (scikit-learn), trained on replies labelled house
+    voice (the pairs' chosen) or not (their rejected). It reads only the body (reply_body),
+    so it cannot simply re-check the greeting and sign-off rules."""
+
+    def __init__(self, pairs: list[dict], seed: int = 0):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        if not pairs:
+            raise ValueError("VoiceJudge needs preference pairs to learn from")
+        texts = [reply_body(p["chosen"][-1]["content"]) for p in pairs]
+        texts += [reply_body(p["rejected"][-1]["content"]) for p in pairs]
+        labels = [1] * len(pairs) + [0] * len(pairs)
+        self.model = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True),
+                                   LogisticRegression(C=1.0, max_iter=1000, random_state=seed))
+        self.model.fit(texts, labels)
+        self.trained_on = len(texts)
+
+    def probability(self, replies: list[str]) -> list[float]:
+        """Per reply: the judge's probability that it is in the house voice."""
+        return [float(p) for p in self.model.predict_proba([reply_body(r) for r in replies])[:, 1]]
+
+    def in_voice(self, replies: list[str]) -> list[bool]:
+        """Per reply: judged in the house voice (probability at least 1/2)."""
+        return [p >= 0.5 for p in self.probability(replies)]
+
+
+def agreement(a, b) -> float:
+    """The share of rows on which two per-row True/False judgements agree."""
+    a, b = [bool(x) for x in a], [bool(x) for x in b]
+    if len(a) != len(b) or not a:
+        raise ValueError(f"{len(a)} and {len(b)} judgements: give both for the same rows")
+    return sum(x == y for x, y in zip(a, b)) / len(a)
 
 
 def results_table(results: dict[str, dict[str, Metric]]) -> str:

@@ -136,3 +136,46 @@ def nearest_ticket_answers(rows: list[dict], train_rows: list[dict]) -> list[str
         record["order_id"] = found.group() if found else None  # keeps the key's place
         answers.append(json.dumps(record))
     return answers
+
+
+# ---------------------------------------------------------------------------- the house voice
+
+# Chapter 04's prompt to beat: the house-voice rules of data/README.md, written out for the
+# model, after the system line every voice row carries.
+VOICE_RULES = """Write every reply in the Brightbrew house voice:
+- First line: "Hi <first name>," with the name the customer signed with, or "Hi there," if they gave no name.
+- Then a blank line and a body of 2 to 4 short sentences, at most 60 words in all.
+- Start with a short acknowledgement: sorry if something went wrong, thanks if they praise us, a plain thanks otherwise.
+- Then say the one concrete next step and when it happens: "within 2 working days", "within 1 hour", "today", "tomorrow" or "by Friday".
+- No exclamation marks, no emoji. Never write "unfortunately", "we apologize for any inconvenience" or "valued customer".
+- Last line, after a blank line: "— Brightbrew Support" (with the em dash)."""
+
+
+def voice_examples(train_rows: list[dict], shots: int) -> list[dict]:
+    """`shots` training chats of the house voice, cycling through the customers' moods
+    (negative, neutral, positive, ...), each the first of its mood not used yet: the same
+    examples for every prompt."""
+    moods = ("negative", "neutral", "positive")
+    chosen: list[dict] = []
+    for i in range(shots):
+        mood = moods[i % len(moods)]
+        row = next((r for r in train_rows if r.get("sentiment") == mood and r not in chosen), None)
+        if row is None:
+            raise ValueError(f"no unused training reply for a {mood} customer among "
+                             f"{len(train_rows)} rows; pass data/voice/sft_train.jsonl")
+        chosen.append(row)
+    return chosen
+
+
+def voice_prompts(rows: list[dict], train_rows: list[dict], shots: int = 3,
+                  rules: bool = True) -> list[list[dict]]:
+    """Chapter 04's prompt rung for each voice chat row: the row's own system line (plus the
+    house rules unless rules=False), `shots` house replies from training (voice_examples) as
+    earlier turns, then the customer's message."""
+    examples = voice_examples(train_rows, shots)
+    prompts = []
+    for row in rows:
+        system = next(m["content"] for m in row["messages"] if m["role"] == "system")
+        prompts.append(as_prompt(user_text(row), system=system + ("\n\n" + VOICE_RULES if rules else ""),
+                                 examples=examples))
+    return prompts

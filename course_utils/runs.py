@@ -1,8 +1,9 @@
 """Train once, reuse everywhere: the course's run cache.
 
 For chapters 00-07, which share fine-tunes and answers; `make runs` (`course runs`) fills the
-cache ahead of them with every recipe in COURSE_RUNS, chapter 00's ladder of cheaper rungs, and
-chapter 05's distilled student (`distill` caches a train.distill run as `sft` does a train.sft run).
+cache ahead of them with every recipe in COURSE_RUNS, chapter 00's ladder of cheaper rungs,
+chapter 04's prompts and DPO sweep, and chapter 05's distilled student (`dpo` and `distill`
+cache a train.dpo or train.distill run as `sft` does a train.sft run).
 
 Several chapters need the same fine-tune (chapter 02 shows the full ticket fine-tune and 06
 evaluates it again; 06 evaluates the ticket LoRA and chapter 07 serves it; 03's sweeps choose
@@ -557,6 +558,15 @@ COURSE_RUNS.update({
                                   *((16, alpha, 1e-3) for alpha in SWEEP_ALPHAS)})})
 
 
+# Chapter 04's house voice: an SFT run (a LoRA, stopping on validation loss) that DPO starts from.
+VOICE_SFT = "voice/sft"
+VOICE_LORA = train.LoraSettings(r=16, alpha=32, dropout=0.05)
+VOICE_MAX_NEW_TOKENS = 96  # a house reply is at most ~80 tokens with its greeting and sign-off
+COURSE_RUNS[VOICE_SFT] = Recipe("voice/sft", VOICE_LORA,
+                                dict(learning_rate=1e-3, max_new_tokens=VOICE_MAX_NEW_TOKENS, **_STOP),
+                                used_by="04 (the SFT model, and DPO's reference)")
+
+
 # Chapter 05's distillation: the best ticket model the course trains teaches a student with a
 # third of its layers cut, from its answers to the unlabeled pool (tickets it never trained on)
 # and from its probabilities at T = 2. `make runs` fills all of it (STUDENT in `course runs`).
@@ -618,6 +628,163 @@ def ticket_student(teacher, tokenizer, train_rows: list[dict], profile=None,
                    **settings_for_profile(STUDENT_SETTINGS, profile))
 
 
+# ---------------------------------------------------------------------------- chapter 04: DPO
+
+VOICE = "voice/dpo"  # `course runs` name of chapter 04's prompts, own-mistake pairs and sweep
+VOICE_SHOTS = (0, 3, 6)  # house replies shown after the rules; the number is chosen on validation
+# (beta, learning rate) tried on validation; the last is the lower-rate control: a tenth of the
+# lowest rate, a run that should change little if the others' gains come from training.
+VOICE_DPO_GRID = ((0.1, 5e-4), (0.5, 5e-4), (0.1, 1e-4), (0.5, 1e-4), (0.1, 1e-5))
+
+
+def voice_grid(profile=None) -> tuple[tuple[float, float], ...]:
+    """VOICE_DPO_GRID, or in the smoke profile (which only checks that the code runs) its
+    first setting and the control."""
+    if env.get_profile(profile).name == "smoke":
+        return VOICE_DPO_GRID[0], VOICE_DPO_GRID[-1]
+    return VOICE_DPO_GRID
+
+
+def voice_dpo_name(beta: float, learning_rate: float, pairs: str = "own") -> str:
+    """The run cache name of one of chapter 04's DPO runs."""
+    return f"voice/dpo-{pairs}-b{beta:g}-lr{learning_rate:g}"
+
+
+def dpo_steps(profile=None) -> int:
+    """Optimizer steps of chapter 04's DPO runs (half the profile's SFT budget; 2 in smoke)."""
+    return max(env.get_profile(profile).max_steps // 2, 2)
+
+
+def voice_prompt_answers(model, tokenizer, rows: list[dict], train_rows: list[dict],
+                         shots: int, split: str, profile=None, show: bool = True) -> list[str]:
+    """The base model's replies to voice chat `rows` with prompts.voice_prompts (the house
+    rules and `shots` training replies), cached under voice/prompt-<shots>shot/<split>."""
+    from .prompts import voice_prompts
+    profile = env.get_profile(profile)
+    return generate(f"voice/prompt-{shots}shot/{split}", model, tokenizer,
+                    voice_prompts(rows, train_rows, shots), max_new_tokens=VOICE_MAX_NEW_TOKENS,
+                    batch_size=profile.gen_batch_size, profile=profile, show=show)
+
+
+def own_mistake_pairs(rows: list[dict], answers: list[str],
+                      rules: tuple[str, ...] = evals.VOICE_SELECTION_RULES) -> list[dict]:
+    """Preference pairs from a model's own replies (`answers`, in the order of the voice chat
+    `rows`): where a reply breaks one of `rules`, the house reply is chosen and the model's is
+    rejected. Rules not named are not looked at, so they stay a fair test afterwards."""
+    scores = evals.score_voice(answers, rows)
+    broke = [not ok for ok in scores.keeps(rules)]
+    return [{"id": row["id"], "sentiment": row.get("sentiment"),
+             "prompt": evals.prompt_messages(row), "chosen": row["messages"][-1:],
+             "rejected": [{"role": "assistant", "content": answer}], "rejected_kind": "own"}
+            for row, answer, bad in zip(rows, answers, broke) if bad]
+
+
+_DPO_RESOLVED = ("beta", "max_steps", "batch_size", "learning_rate", "max_length", "seed")
+
+
+def dpo(name: str, model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None = None,
+        heldout: dict[str, list[dict]] | None = None, *, profile=None,
+        max_new_tokens: int | None = None, show: bool = True, **dpo_kwargs) -> Run:
+    """A `train.dpo` run by name, as `sft` is for train.sft: trained once per key and reloaded
+    after that, with its answers to each held-out split (voice chat rows). `model` is the
+    SFT model; an adapter on it is merged first (as train.dpo does), and the merged weights are
+    the reference the run's adapter is switched off to."""
+    profile, heldout = env.get_profile(profile), dict(heldout or {})
+    refused = sorted(set(_NOT_CACHEABLE) & set(dpo_kwargs))
+    if refused:
+        raise ValueError(f"runs.dpo does not take {', '.join(refused)}: a cached run trains a "
+                         f"copy of the model, start to end; call train.dpo for that")
+    reference = model
+    if hasattr(model, "merge_and_unload"):
+        reference = copy.deepcopy(model).merge_and_unload()
+    kwargs = dict(dpo_kwargs)
+    lora = kwargs.pop("lora", train.LoraSettings())
+    resolved = train.dpo_settings(reference, train_pairs, lora, profile,
+                                  **{k: kwargs[k] for k in _DPO_RESOLVED if k in kwargs})
+    settings = {**resolved, **{k: v for k, v in kwargs.items() if k not in resolved},
+                "max_new_tokens": max_new_tokens or profile.max_new_tokens}
+    key = run_key(name, reference, "dpo", settings,
+                  {"train": train_pairs, "val": val_pairs or [], **heldout}, profile)
+    pair_chats = [{"messages": p["prompt"] + p["chosen"] + p["rejected"]} for p in train_pairs]
+    return _cached(name, key, reference, tokenizer, pair_chats, heldout, profile, show,
+                   lambda: train.dpo(reference, tokenizer, train_pairs, val_pairs, lora=lora,
+                                     profile=profile, show=show, **kwargs),
+                   cost="plus the reference's forward passes; ")
+
+
+@dataclass
+class VoiceSweep:
+    """Chapter 04's DPO runs on the SFT model's own mistakes, one per (beta, learning rate) of
+    VOICE_DPO_GRID, each with its replies to the validation customers; `best` is chosen on
+    validation: the most replies keeping the selection rules, then the least drift."""
+
+    runs: dict[tuple[float, float], Run]
+    val_scores: dict[tuple[float, float], evals.VoiceScores]
+    drift: dict[tuple[float, float], float]  # KL from the SFT model, nats per reply token
+    best: tuple[float, float]
+
+
+def voice_sweep(sft_model, tokenizer, train_pairs: list[dict], val_pairs: list[dict],
+                val_rows: list[dict], profile=None, grid=None,
+                show: bool = True) -> VoiceSweep:
+    """Train (or load) a DPO run for each (beta, learning rate) in `grid` (voice_grid's by
+    default) on `train_pairs`,
+    evaluated on `val_pairs` as it trains; score each one's replies to `val_rows` and measure
+    its drift on their house replies (train.kl_from_reference); choose the best on validation."""
+    profile = env.get_profile(profile)
+    steps = dpo_steps(profile)
+    found, scores, drift = {}, {}, {}
+    for beta, rate in grid or voice_grid(profile):
+        run = dpo(voice_dpo_name(beta, rate), sft_model, tokenizer, train_pairs, val_pairs or None,
+                  {"val": val_rows}, profile=profile, max_new_tokens=VOICE_MAX_NEW_TOKENS,
+                  show=show, lora=VOICE_LORA, beta=beta, learning_rate=rate, max_steps=steps,
+                  batch_size=max(profile.batch_size // 2, 2), eval_every=max(steps // 4, 1))
+        found[beta, rate] = run
+        scores[beta, rate] = evals.score_voice(run.predictions["val"], val_rows)
+        drift[beta, rate] = train.kl_from_reference(run.model, tokenizer, val_rows)
+    best = max(found, key=lambda k: (sum(scores[k].keeps(evals.VOICE_SELECTION_RULES)), -drift[k]))
+    return VoiceSweep(found, scores, drift, best)
+
+
+@dataclass
+class VoiceStudy:
+    """Everything `make runs` fills for chapter 04, in the order the chapter computes it."""
+
+    prompt_val: dict[int, list[str]]  # shots -> the base model's replies to the val customers
+    best_shots: int
+    sft: Run
+    own_train: list[dict]
+    own_val: list[dict]
+    sweep: VoiceSweep
+
+
+def voice_study(model, tokenizer, profile=None, show: bool = True) -> VoiceStudy:
+    """Chapter 04's cached computations, as the chapter makes them: the prompt rung on
+    validation (shots chosen there), the SFT run, its own mistakes on the training and
+    validation customers, and the DPO sweep on them. `course runs voice/dpo` calls it."""
+    profile = env.get_profile(profile)
+    split = {s: data.take(data.load_split("voice/sft", s), profile.n_eval) for s in ("val", "test")}
+    train_rows = data.load_split("voice/sft", "train")
+    prompt_val = {k: voice_prompt_answers(model, tokenizer, split["val"], train_rows, k, "val",
+                                          profile, show) for k in VOICE_SHOTS}
+    on_val = {k: sum(evals.score_voice(a, split["val"]).in_voice) for k, a in prompt_val.items()}
+    best_shots = max(on_val, key=on_val.get)  # a tie: the fewer shots (the shorter prompt)
+    sft_run = course_run(VOICE_SFT, model, tokenizer, profile=profile, show=show)
+    pool = data.take(train_rows, profile.n_eval * 2)  # all 240 training customers but in smoke
+    pool_answers = generate("voice/sft/train-answers", sft_run.model, tokenizer,
+                            [evals.prompt_messages(r) for r in pool],
+                            max_new_tokens=VOICE_MAX_NEW_TOKENS, batch_size=profile.gen_batch_size,
+                            profile=profile, show=show)
+    own_train = own_mistake_pairs(pool, pool_answers)
+    own_val = own_mistake_pairs(split["val"], sft_run.predictions["val"])
+    if not own_train:
+        raise ValueError(f"the SFT model kept the selection rules on all {len(pool)} training "
+                         f"customers: no pairs of its own mistakes to train DPO on")
+    sweep = voice_sweep(sft_run.model, tokenizer, own_train, own_val, split["val"], profile,
+                        show=show)
+    return VoiceStudy(prompt_val, best_shots, sft_run, own_train, own_val, sweep)
+
+
 def course_run(name: str, model, tokenizer, profile=None, show: bool = True) -> Run:
     """The course's run `name` (a key of COURSE_RUNS), from the cache or trained now, with its
     answers to n_eval rows of each held-out split (data.take)."""
@@ -643,11 +810,15 @@ def course_runs(names: list[str] | None = None, profile=None, show: bool = True)
         report.append({"name": LADDER, "cached": None, "seconds": time.time() - start,
                        "train_seconds": 0.0, "digest": f"best: {ladder.best}, k={ladder.best_k}",
                        "steps": None, "best_step": None})
-    for name in [n for n in names or list(COURSE_RUNS) if n not in (LADDER, STUDENT)]:
+    for name in [n for n in names or list(COURSE_RUNS) if n not in (LADDER, STUDENT, VOICE)]:
         start = time.time()
         run = course_run(name, model, tokenizer, profile=profile, show=show)
         report.append(_report_row(run, start))
         del run
+    if not names or VOICE in names:  # after VOICE_SFT, which it starts from
+        start = time.time()
+        study = voice_study(model, tokenizer, profile=profile, show=show)
+        report.append(_report_row(study.sweep.runs[study.sweep.best], start))
     if not names or STUDENT in names:  # after TEACHER, which it loads
         start = time.time()
         teacher = ticket_teacher(model, tokenizer, profile=profile, show=show)

@@ -298,9 +298,9 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
     if not train_pairs:
         raise ValueError("dpo needs at least one preference pair")
     _check_pairs(train_pairs + list(val_pairs or []))
-    settings = _settings(model, train_pairs, lora, profile, max_steps, batch_size,
-                         learning_rate or (5e-5 if lora else 1e-6), max_length, seed,
-                         method="dpo", beta=beta)
+    settings = dpo_settings(model, train_pairs, lora, profile, beta=beta, max_steps=max_steps,
+                            batch_size=batch_size, learning_rate=learning_rate,
+                            max_length=max_length, seed=seed)
     _check_prompt_lengths(train_pairs + list(val_pairs or []), tokenizer, settings["max_length"])
     model = _drop_trl_forward_patch(model if inplace else copy.deepcopy(model))
     if hasattr(model, "merge_and_unload"):  # an SFT adapter: fold it in, it becomes the reference
@@ -520,6 +520,43 @@ def sft_settings(model, train_rows: list[dict], lora: LoraSettings | None = Lora
                      max_epochs=max_epochs, patience=patience, eval_every=eval_every)
 
 
+def dpo_settings(model, train_pairs: list[dict], lora: LoraSettings | None = LoraSettings(),
+                 profile=None, *, beta: float = 0.1, max_steps: int | None = None,
+                 batch_size: int | None = None, learning_rate: float | None = None,
+                 max_length: int | None = None, seed: int = 0) -> dict:
+    """The settings `dpo` would train with, every default filled in (the run cache keys a
+    DPO run by them): learning rate 5e-5 with LoRA, 1e-6 full."""
+    return _settings(model, train_pairs, lora, profile, max_steps, batch_size,
+                     learning_rate or (5e-5 if lora else 1e-6), max_length, seed,
+                     method="dpo", beta=beta)
+
+
+def kl_from_reference(model, tokenizer, rows: list[dict], max_length: int | None = None) -> float:
+    """How far a LoRA model has drifted from its reference (the same network with the adapter
+    off: the SFT model, after `dpo`): the mean over the reply tokens of `rows` (chat rows) of
+    KL(policy || reference) between the two next-token distributions, in nats per token."""
+    import torch
+    if not hasattr(model, "disable_adapter"):
+        raise ValueError("kl_from_reference needs a model with a LoRA adapter (a dpo result): "
+                         "its reference is the same model with the adapter switched off")
+    total, tokens = 0.0, 0
+    model.eval()
+    for start in range(0, len(rows), 8):
+        batch = padded_batch(rows[start:start + 8], tokenizer, max_length, device=model)
+        keep = batch["labels"][:, 1:] != -100  # position t predicts token t + 1
+        with torch.no_grad():
+            policy = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+            with model.disable_adapter():
+                ref = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        p = policy.logits[:, :-1][keep].float().log_softmax(-1)
+        q = ref.logits[:, :-1][keep].float().log_softmax(-1)
+        total += float((p.exp() * (p - q)).sum())
+        tokens += int(keep.sum())
+    if not tokens:
+        raise ValueError("no reply tokens in the rows: give chat rows that end with an assistant turn")
+    return total / tokens
+
+
 def _settings(model, rows: list[dict], lora: LoraSettings | None, profile, max_steps,
               batch_size, learning_rate: float, max_length, seed: int, **extra) -> dict:
     """A run's settings, sizes from the profile unless given: what save_adapter records."""
@@ -692,6 +729,7 @@ def _new_trainer(trainer_class, **kwargs):
 # Trainer log keys -> the names in TrainResult.history (DPO adds its reward statistics).
 _LOGGED = (("loss", "train_loss"), ("eval_loss", "val_loss"),
            ("rewards/margins", "margin"), ("rewards/accuracies", "preference_accuracy"),
+           ("rewards/chosen", "reward_chosen"), ("rewards/rejected", "reward_rejected"),
            ("eval_rewards/margins", "val_margin"),
            ("eval_rewards/accuracies", "val_preference_accuracy"))
 

@@ -332,3 +332,42 @@ def test_importing_course_utils_does_not_import_xgrammar():
     code = ("import sys, course_utils, course_utils.evals, course_utils.prompts; "
             "sys.exit('xgrammar' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_voice_tone_and_misreads():
+    assert evals.voice_tone("Hi Ann,\n\nThanks for the kind words. ...") == "praise"
+    assert evals.voice_tone("Hi Ann,\n\nI'm sorry about the trouble. ...") == "apology"
+    assert evals.voice_tone("Hi Ann,\n\nThanks for your message. ...") == "plain"
+    replies = ["Thanks for the kind words.", "I'm sorry about that.", "Thanks for the kind words.",
+               "Thanks for your message."]
+    assert evals.misreads(replies, ["negative", "positive", "positive", "negative"]) == [
+        True, True, False, False]  # praise to an unhappy customer, sorry to a happy one
+    with pytest.raises(ValueError, match="unknown sentiment 'angry'"):
+        evals.misreads(["x"], ["angry"])
+    with pytest.raises(ValueError, match="pair up"):
+        evals.misreads(["x", "y"], ["neutral"])
+
+
+def test_voice_scores_keep_a_subset_of_rules():
+    good = ("Hi Maria,\n\nThanks for your message. The refund reaches you within 2 working "
+            "days.\n\n— Brightbrew Support")
+    rows = [{"messages": [{"role": "user", "content": "?"}, {"role": "assistant", "content": good}]}] * 2
+    scores = evals.score_voice([good, good.replace("days.", "days!")], rows)
+    assert scores.keeps(evals.VOICE_SELECTION_RULES) == [True, True]
+    assert scores.keeps(evals.VOICE_HELD_OUT_RULES) == [True, False]
+    with pytest.raises(KeyError, match="no voice rule 'politeness'"):
+        scores.keeps(["politeness"])
+
+
+def test_the_voice_judge_learns_chosen_from_rejected_and_reads_only_the_body():
+    def pair(i):
+        return {"chosen": [{"role": "assistant", "content": f"Hi A,\nThanks, I have sent it, it arrives within {i} days.\n— S"}],
+                "rejected": [{"role": "assistant", "content": f"Hi A,\nDear valued customer we apologize, ticket {i} is noted.\n— S"}]}
+    judge = evals.VoiceJudge([pair(i) for i in range(20)])
+    assert judge.trained_on == 40
+    assert judge.in_voice(["X\nThanks, I have sent it, it arrives within 3 days.\nY",
+                           "X\nDear valued customer we apologize, it is noted.\nY"]) == [True, False]
+    assert evals.reply_body("Hi A,\nbody\n— S") == "body" and evals.reply_body("one line") == "one line"
+    assert evals.agreement([True, False, True], [True, True, True]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError):
+        evals.VoiceJudge([])

@@ -98,3 +98,18 @@ def test_the_rungs_prompts_hold_what_chapter_00_says():
     assert few[0][1:7] == few[2][1:7]  # the same examples for every ticket
     with pytest.raises(ValueError, match="no training ticket with label 'billing'"):
         prompts.fixed_examples([r for r in train_rows if r["label"] != "billing"])
+
+
+def test_the_voice_prompt_writes_out_the_rules_and_cycles_the_moods():
+    from course_utils import data
+    train_rows = data.load_split("voice/sft", "train")
+    rows = data.load_split("voice/sft", "val")[:2]
+    chats = prompts.voice_prompts(rows, train_rows, shots=4)
+    assert len(chats) == 2 and chats[0][0]["role"] == "system"
+    assert prompts.VOICE_RULES in chats[0][0]["content"] and "— Brightbrew Support" in chats[0][0]["content"]
+    assert len(chats[0]) == 1 + 2 * 4 + 1 and chats[0][-1]["content"] == prompts.user_text(rows[0])
+    moods = [r["sentiment"] for r in prompts.voice_examples(train_rows, 4)]
+    assert moods == ["negative", "neutral", "positive", "negative"]
+    assert prompts.VOICE_RULES not in prompts.voice_prompts(rows, train_rows, 0, rules=False)[0][0]["content"]
+    with pytest.raises(ValueError, match="no unused training reply for a positive customer"):
+        prompts.voice_examples([r for r in train_rows if r["sentiment"] != "positive"], 3)

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from course_utils import data, models, runs, train
+from course_utils import data, evals, models, runs, train
 
 
 def rows(n: int = 6, start: int = 0) -> list[dict]:
@@ -181,7 +181,7 @@ def test_course_runs_list_and_unknown_names(capsys):
     from course_utils import cli
     assert cli.main(["runs", "--list"]) == 0
     listed = capsys.readouterr().out
-    assert all(name in listed for name in [*runs.COURSE_RUNS, runs.LADDER, runs.STUDENT])
+    assert all(name in listed for name in [*runs.COURSE_RUNS, runs.LADDER, runs.VOICE, runs.STUDENT])
     assert cli.main(["runs", "tickets/nope"]) == 2
     assert "no run 'tickets/nope'" in capsys.readouterr().err
 
@@ -312,3 +312,77 @@ def test_the_teachers_labels_become_rows_and_unparsable_ones_are_named():
     assert kept[1]["messages"][:2] == pool[2]["messages"]
     with pytest.raises(ValueError):  # a label per row, or it is refused
         runs.labelled_rows(pool, ["{}"])
+
+
+# ---------------------------------------------------------------------------- chapter 04's DPO
+
+def voice_pairs(n: int = 4, start: int = 0) -> list[dict]:
+    return [{"id": f"p{i}", "prompt": [{"role": "user", "content": f"question {i}"}],
+             "chosen": [{"role": "assistant", "content": "Hi there,\n\nThanks. Done today.\n\n— Brightbrew Support"}],
+             "rejected": [{"role": "assistant", "content": "no"}]} for i in range(start, start + n)]
+
+
+DPO = dict(lora=train.LoraSettings(r=4, alpha=8), profile="smoke", max_steps=2, batch_size=2,
+           max_new_tokens=4, beta=0.1, learning_rate=1e-2)
+
+
+def test_a_dpo_run_is_trained_once_then_loaded_on_the_merged_sft_model(tiny_model, cache):
+    model, tokenizer = tiny_model
+    sft = train.sft(model, tokenizer, rows(), lora=train.LoraSettings(r=4, alpha=8),
+                    profile="smoke", max_steps=2, batch_size=2, learning_rate=1e-2, show=False)
+    first = runs.dpo("voice/dpo-test", sft.model, tokenizer, voice_pairs(), voice_pairs(2, 10),
+                     {"val": rows(3, 20)}, show=False, **DPO)
+    second = runs.dpo("voice/dpo-test", sft.model, tokenizer, voice_pairs(), voice_pairs(2, 10),
+                      {"val": rows(3, 20)}, show=False, **DPO)
+    assert not first.cached and second.cached and second.digest == first.digest
+    assert second.predictions == first.predictions and len(second.predictions["val"]) == 3
+    assert second.metadata["settings"]["method"] == "dpo" and second.metadata["settings"]["beta"] == 0.1
+    assert second.losses("margin")[1][0] == pytest.approx(0.0, abs=1e-6)  # starts at its reference
+    assert second.losses("reward_chosen")[0] == second.losses("margin")[0]
+    drift = train.kl_from_reference(second.model, tokenizer, rows(3, 20))
+    assert drift == pytest.approx(train.kl_from_reference(first.model, tokenizer, rows(3, 20)), abs=1e-5)
+    with second.model.disable_adapter():  # the reference is the SFT model, merged
+        batch = torch.tensor([tokenizer("ticket 20").input_ids])
+        with torch.no_grad():
+            assert torch.allclose(second.model(batch).logits, sft.model(batch).logits, atol=1e-4)
+    assert not runs.dpo("voice/dpo-test", sft.model, tokenizer, voice_pairs(), voice_pairs(2, 10),
+                        {"val": rows(3, 20)}, show=False, **{**DPO, "beta": 0.5}).cached
+    with pytest.raises(ValueError, match="does not take inplace"):
+        runs.dpo("voice/dpo-test", sft.model, tokenizer, voice_pairs(), show=False, inplace=True, **DPO)
+
+
+def voice_row(i: int, reply: str = "Hi Maria,\n\nThanks for your message. The refund reaches "
+              "you within 2 working days.\n\n— Brightbrew Support") -> dict:
+    return {"id": f"v{i}", "sentiment": "neutral",
+            "messages": [{"role": "system", "content": "You are Brightbrew Support."},
+                         {"role": "user", "content": f"Where is my refund?\n\nMaria {i}"},
+                         {"role": "assistant", "content": reply}]}
+
+
+def test_own_mistake_pairs_look_only_at_the_selection_rules():
+    rows_ = [voice_row(i) for i in range(3)]
+    house = rows_[0]["messages"][-1]["content"]
+    answers = [house,  # keeps everything: no pair
+               house.replace("days.", "days!"),  # breaks a held-out rule only: no pair
+               house.replace("Hi Maria,", "Dear customer,")]  # breaks the greeting: a pair
+    assert "no exclamation mark" in evals.VOICE_HELD_OUT_RULES and "greeting" in evals.VOICE_SELECTION_RULES
+    pairs = runs.own_mistake_pairs(rows_, answers)
+    assert [p["id"] for p in pairs] == ["v2"]
+    assert pairs[0]["chosen"] == rows_[2]["messages"][-1:] and pairs[0]["prompt"] == rows_[2]["messages"][:2]
+    assert pairs[0]["rejected"][0]["content"].startswith("Dear customer,")
+    every_rule = runs.own_mistake_pairs(rows_, answers, rules=tuple(evals.voice_rules(house)))
+    assert [p["id"] for p in every_rule] == ["v1", "v2"]
+
+
+def test_the_rules_split_in_two_halves_each_rule_once():
+    assert not set(evals.VOICE_HELD_OUT_RULES) & set(evals.VOICE_SELECTION_RULES)
+    assert set(evals.VOICE_HELD_OUT_RULES) | set(evals.VOICE_SELECTION_RULES) == set(
+        evals.voice_rules("Hi there,"))
+
+
+def test_the_voice_sweep_has_a_lower_rate_control_and_never_sees_test():
+    rates = [rate for _, rate in runs.VOICE_DPO_GRID]
+    assert rates[-1] * 10 <= min(rates[:-1])  # the control: a tenth of the lowest rate at most
+    assert len({beta for beta, _ in runs.VOICE_DPO_GRID}) >= 2  # beta is chosen, not copied
+    assert runs.dpo_steps("smoke") == 2 and runs.dpo_steps("cpu") == 20
+    assert runs.voice_dpo_name(0.1, 5e-4) == "voice/dpo-own-b0.1-lr0.0005"

@@ -513,3 +513,17 @@ def test_a_copy_of_a_trained_model_runs_its_own_weights(tiny_model):
                 param.mul_(3)
         assert not torch.allclose(copied(input_ids=ids).logits, sft.model(input_ids=ids).logits)
     assert not torch.allclose(policy, reference)  # the DPO adapter is in the forward pass
+
+
+def test_kl_from_reference_is_zero_for_a_fresh_adapter_and_grows_with_dpo(tiny_model):
+    model, tokenizer = tiny_model
+    chats = [{"messages": p["prompt"] + p["chosen"]} for p in pairs(3)]
+    fresh = train.with_lora(model, train.LoraSettings(r=4, alpha=8))
+    assert train.kl_from_reference(fresh, tokenizer, chats) == pytest.approx(0.0, abs=1e-7)
+    result = train.dpo(model, tokenizer, pairs(), lora=train.LoraSettings(r=4, alpha=8),
+                       profile="smoke", max_steps=3, batch_size=2, learning_rate=5e-2, show=False)
+    assert train.kl_from_reference(result.model, tokenizer, chats) > 1e-4
+    with pytest.raises(ValueError, match="needs a model with a LoRA adapter"):
+        train.kl_from_reference(model, tokenizer, chats)
+    settings = train.dpo_settings(model, pairs(), profile="smoke", beta=0.3)
+    assert settings["learning_rate"] == 5e-5 and settings["beta"] == 0.3 and settings["method"] == "dpo"
