@@ -631,7 +631,7 @@ def ticket_student(teacher, tokenizer, train_rows: list[dict], profile=None,
 # ---------------------------------------------------------------------------- chapter 04: DPO
 
 VOICE = "voice/dpo"  # `course runs` name of chapter 04's prompts, own-mistake pairs and sweep
-VOICE_SHOTS = (0, 3, 6)  # house replies shown after the rules; the number is chosen on validation
+VOICE_SHOTS = (0, 3)  # house replies shown after the rules (one per mood, or none): chosen on validation
 # (beta, learning rate) tried on validation; the last is the lower-rate control: a tenth of the
 # lowest rate, a run that should change little if the others' gains come from training.
 VOICE_DPO_GRID = ((0.1, 5e-4), (0.5, 5e-4), (0.1, 1e-4), (0.5, 1e-4), (0.1, 1e-5))
@@ -664,6 +664,20 @@ def voice_prompt_answers(model, tokenizer, rows: list[dict], train_rows: list[di
     return generate(f"voice/prompt-{shots}shot/{split}", model, tokenizer,
                     voice_prompts(rows, train_rows, shots), max_new_tokens=VOICE_MAX_NEW_TOKENS,
                     batch_size=profile.gen_batch_size, profile=profile, show=show)
+
+
+def rules_kept(replies: list[str], rows: list[dict]) -> int:
+    """How many rule checks `replies` pass in all (each reply, each of the eight rules): finer
+    than the share of replies that keep every rule, which a prompt may never reach."""
+    return sum(sum(kept) for kept in evals.score_voice(replies, rows).rules.values())
+
+
+def best_voice_prompt(answers: dict[int, list[str]], val_rows: list[dict]) -> int:
+    """The number of examples whose prompt did best on the validation customers: the most
+    replies in the house voice, then the most rule checks passed (rules_kept), then the
+    fewer examples (the shorter prompt)."""
+    return max(sorted(answers), key=lambda k: (sum(evals.score_voice(answers[k], val_rows).in_voice),
+                                               rules_kept(answers[k], val_rows), -k))
 
 
 def own_mistake_pairs(rows: list[dict], answers: list[str],
@@ -767,8 +781,7 @@ def voice_study(model, tokenizer, profile=None, show: bool = True) -> VoiceStudy
     train_rows = data.load_split("voice/sft", "train")
     prompt_val = {k: voice_prompt_answers(model, tokenizer, split["val"], train_rows, k, "val",
                                           profile, show) for k in VOICE_SHOTS}
-    on_val = {k: sum(evals.score_voice(a, split["val"]).in_voice) for k, a in prompt_val.items()}
-    best_shots = max(on_val, key=on_val.get)  # a tie: the fewer shots (the shorter prompt)
+    best_shots = best_voice_prompt(prompt_val, split["val"])
     sft_run = course_run(VOICE_SFT, model, tokenizer, profile=profile, show=show)
     pool = data.take(train_rows, profile.n_eval * 2)  # all 240 training customers but in smoke
     pool_answers = generate("voice/sft/train-answers", sft_run.model, tokenizer,
