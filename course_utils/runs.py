@@ -267,6 +267,17 @@ def estimate_seconds(tokenizer, train_rows: list[dict], settings: dict,
 
 
 _NOT_CACHEABLE = ("inplace", "output_dir", "resume", "save_every", "callbacks")
+
+
+def _refuse_uncacheable(method: str, kwargs: dict, what: str = "model") -> None:
+    """A cached run trains a copy, start to end: refuse the train.<method> arguments that
+    would make it anything else (_NOT_CACHEABLE), naming them."""
+    refused = sorted(set(_NOT_CACHEABLE) & set(kwargs))
+    if refused:
+        raise ValueError(f"runs.{method} does not take {', '.join(refused)}: a cached run trains "
+                         f"a copy of the {what}, start to end; call train.{method} for that")
+
+
 _RESOLVED = ("max_steps", "batch_size", "learning_rate", "max_length", "seed", "max_epochs",
              "patience", "eval_every")
 
@@ -275,10 +286,7 @@ def sft_key(name: str, model, train_rows: list[dict], val_rows: list[dict] | Non
             heldout: dict[str, list[dict]], lora: train.LoraSettings | None, profile,
             max_new_tokens: int | None = None, **sft_kwargs) -> dict:
     """The key of a `runs.sft` run: its settings resolved as train.sft would resolve them."""
-    refused = sorted(set(_NOT_CACHEABLE) & set(sft_kwargs))
-    if refused:
-        raise ValueError(f"runs.sft does not take {', '.join(refused)}: a cached run trains a "
-                         f"copy of the model, start to end; call train.sft for that")
+    _refuse_uncacheable("sft", sft_kwargs)
     profile = env.get_profile(profile)
     resolved = train.sft_settings(model, train_rows, lora, profile,
                                   **{k: sft_kwargs[k] for k in _RESOLVED if k in sft_kwargs},
@@ -334,10 +342,7 @@ def distill_key(name: str, student, teacher, train_rows: list[dict], val_rows: l
                 **distill_kwargs) -> dict:
     """The key of a `runs.distill` run: sft_key's, with train.distill's learning-rate default,
     its loss (temperature, hard_weight) and the teacher's weights."""
-    refused = sorted(set(_NOT_CACHEABLE) & set(distill_kwargs))
-    if refused:
-        raise ValueError(f"runs.distill does not take {', '.join(refused)}: a cached run "
-                         f"trains a copy of the student, start to end; call train.distill for that")
+    _refuse_uncacheable("distill", distill_kwargs, "student")
     kwargs = dict(distill_kwargs)
     lora = kwargs.pop("lora", None)
     kwargs["learning_rate"] = kwargs.get("learning_rate") or (1e-3 if lora else 2e-4)
@@ -704,10 +709,7 @@ def dpo(name: str, model, tokenizer, train_pairs: list[dict], val_pairs: list[di
     SFT model; an adapter on it is merged first (as train.dpo does), and the merged weights are
     the reference the run's adapter is switched off to."""
     profile, heldout = env.get_profile(profile), dict(heldout or {})
-    refused = sorted(set(_NOT_CACHEABLE) & set(dpo_kwargs))
-    if refused:
-        raise ValueError(f"runs.dpo does not take {', '.join(refused)}: a cached run trains a "
-                         f"copy of the model, start to end; call train.dpo for that")
+    _refuse_uncacheable("dpo", dpo_kwargs)
     reference = model
     if hasattr(model, "merge_and_unload"):
         reference = copy.deepcopy(model).merge_and_unload()
@@ -742,8 +744,7 @@ def voice_sweep(sft_model, tokenizer, train_pairs: list[dict], val_pairs: list[d
                 val_rows: list[dict], profile=None, grid=None,
                 show: bool = True) -> VoiceSweep:
     """Train (or load) a DPO run for each (beta, learning rate) in `grid` (voice_grid's by
-    default) on `train_pairs`,
-    evaluated on `val_pairs` as it trains; score each one's replies to `val_rows` and measure
+    default) on `train_pairs`, evaluated on `val_pairs` as it trains; score each one's replies to `val_rows` and measure
     its drift on their house replies (train.kl_from_reference); choose the best on validation."""
     profile = env.get_profile(profile)
     steps = dpo_steps(profile)
@@ -777,11 +778,11 @@ def voice_study(model, tokenizer, profile=None, show: bool = True) -> VoiceStudy
     validation (shots chosen there), the SFT run, its own mistakes on the training and
     validation customers, and the DPO sweep on them. `course runs voice/dpo` calls it."""
     profile = env.get_profile(profile)
-    split = {s: data.take(data.load_split("voice/sft", s), profile.n_eval) for s in ("val", "test")}
+    val_rows = data.take(data.load_split("voice/sft", "val"), profile.n_eval)
     train_rows = data.load_split("voice/sft", "train")
-    prompt_val = {k: voice_prompt_answers(model, tokenizer, split["val"], train_rows, k, "val",
+    prompt_val = {k: voice_prompt_answers(model, tokenizer, val_rows, train_rows, k, "val",
                                           profile, show) for k in VOICE_SHOTS}
-    best_shots = best_voice_prompt(prompt_val, split["val"])
+    best_shots = best_voice_prompt(prompt_val, val_rows)
     sft_run = course_run(VOICE_SFT, model, tokenizer, profile=profile, show=show)
     pool = data.take(train_rows, profile.n_eval * 2)  # all 240 training customers but in smoke
     pool_answers = generate("voice/sft/train-answers", sft_run.model, tokenizer,
@@ -789,12 +790,11 @@ def voice_study(model, tokenizer, profile=None, show: bool = True) -> VoiceStudy
                             max_new_tokens=VOICE_MAX_NEW_TOKENS, batch_size=profile.gen_batch_size,
                             profile=profile, show=show)
     own_train = own_mistake_pairs(pool, pool_answers)
-    own_val = own_mistake_pairs(split["val"], sft_run.predictions["val"])
+    own_val = own_mistake_pairs(val_rows, sft_run.predictions["val"])
     if not own_train:
         raise ValueError(f"the SFT model kept the selection rules on all {len(pool)} training "
                          f"customers: no pairs of its own mistakes to train DPO on")
-    sweep = voice_sweep(sft_run.model, tokenizer, own_train, own_val, split["val"], profile,
-                        show=show)
+    sweep = voice_sweep(sft_run.model, tokenizer, own_train, own_val, val_rows, profile, show=show)
     return VoiceStudy(prompt_val, best_shots, sft_run, own_train, own_val, sweep)
 
 
