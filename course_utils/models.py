@@ -261,20 +261,37 @@ def chat(model, tokenizer, prompt, max_new_tokens: int = 64, system: str | None 
     return generate_from_messages(model, tokenizer, [messages], max_new_tokens=max_new_tokens)[0]
 
 
-def fewer_layers(model, n_layers: int):
+def fewer_layers(model, n_layers: int | None = None, keep: list[int] | None = None):
     """A smaller copy of a decoder model that keeps `n_layers` of its transformer blocks,
     evenly spaced from first to last (with the embeddings and the LM head): the usual start
-    for a distilled student (DistilBERT kept every other layer of BERT). It shares the
+    for a distilled student (DistilBERT kept every other layer of BERT). Or, with `keep`, the
+    blocks at those indices (0-based, in order): for instance one contiguous block cut out,
+    which layer-pruning studies often find cheaper to lose than every third layer (which
+    block is a measurement: the output's drift from the full model's). It shares the
     tokenizer, so it can learn from its parent's output distribution token by token."""
     import copy
 
     import torch
     base = getattr(model, model.base_model_prefix)
     layers = base.layers
-    if not 1 <= n_layers <= len(layers):
+    named = keep is not None
+    if named:
+        keep = list(keep)
+        if n_layers is not None and n_layers != len(keep):
+            raise ValueError(f"n_layers={n_layers} but keep names {len(keep)} layers; give one "
+                             f"of the two, or make them agree")
+        if not keep or keep != sorted(set(keep)) or not 0 <= keep[0] <= keep[-1] < len(layers):
+            raise ValueError(f"keep={keep}: name the layers to keep once each, in increasing "
+                             f"order, from 0 to {len(layers) - 1} (the model has {len(layers)})")
+        n_layers = len(keep)
+    elif n_layers is None:
+        raise ValueError("fewer_layers needs n_layers (evenly spaced) or keep (which layers)")
+    elif not 1 <= n_layers <= len(layers):
         raise ValueError(f"n_layers={n_layers}: the model has {len(layers)} layers; keep 1 to "
                          f"{len(layers)}")
-    keep = sorted({round(i * (len(layers) - 1) / max(n_layers - 1, 1)) for i in range(n_layers)})
+    else:
+        keep = sorted({round(i * (len(layers) - 1) / max(n_layers - 1, 1))
+                       for i in range(n_layers)})
     smaller = copy.deepcopy(model)
     inner = getattr(smaller, smaller.base_model_prefix)
     inner.layers = torch.nn.ModuleList(inner.layers[i] for i in keep)
@@ -283,6 +300,7 @@ def fewer_layers(model, n_layers: int):
     smaller.config.num_hidden_layers = n_layers
     if getattr(smaller.config, "layer_types", None):
         smaller.config.layer_types = [smaller.config.layer_types[i] for i in keep]
+    which = f": {', '.join(map(str, keep))}" if named else ""  # the evenly spaced cut keeps its name
     smaller.course_source = f"{getattr(model, 'course_source', model.name_or_path)} " \
-                            f"({n_layers} of {len(layers)} layers)"
+                            f"({n_layers} of {len(layers)} layers{which})"
     return smaller

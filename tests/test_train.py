@@ -442,6 +442,30 @@ def test_fewer_layers_keeps_first_and_last_and_still_generates(tiny_model):
         models.fewer_layers(deeper, 6)
 
 
+def test_fewer_layers_keeps_the_layers_named(tiny_model):
+    model, _ = tiny_model
+    deeper = copy.deepcopy(model)
+    deeper.model.layers = torch.nn.ModuleList([copy.deepcopy(deeper.model.layers[i % 2])
+                                               for i in range(5)])
+    for i, layer in enumerate(deeper.model.layers):
+        layer.self_attn.layer_idx = i
+    deeper.config.num_hidden_layers = 5
+    with torch.no_grad():
+        for i, layer in enumerate(deeper.model.layers):
+            layer.mlp.up_proj.weight.fill_(float(i))
+    smaller = models.fewer_layers(deeper, keep=[0, 1, 4])  # layers 2 and 3 cut out
+    assert [layer.mlp.up_proj.weight[0, 0].item() for layer in smaller.model.layers] == [0, 1, 4]
+    assert [layer.self_attn.layer_idx for layer in smaller.model.layers] == [0, 1, 2]
+    assert smaller.config.num_hidden_layers == 3 and smaller.course_source.endswith("layers: 0, 1, 4)")
+    for bad in ([], [1, 0], [0, 0, 1], [0, 5]):
+        with pytest.raises(ValueError, match="once each, in increasing order"):
+            models.fewer_layers(deeper, keep=bad)
+    with pytest.raises(ValueError, match="n_layers=2 but keep names 3"):
+        models.fewer_layers(deeper, 2, keep=[0, 1, 4])
+    with pytest.raises(ValueError, match="needs n_layers"):
+        models.fewer_layers(deeper)
+
+
 def test_distill_moves_the_student_towards_the_teacher(tiny_model):
     teacher, tokenizer = tiny_model
     student = models.fewer_layers(teacher, 1)
