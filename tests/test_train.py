@@ -420,14 +420,20 @@ def test_distillation_loss_is_the_kl_divergence_and_zero_for_a_copy():
     assert hot.item() == pytest.approx(soft.item(), rel=1e-5)
 
 
-def test_fewer_layers_keeps_first_and_last_and_still_generates(tiny_model):
-    model, tokenizer = tiny_model
+def five_layers(model):
+    """A copy of the two-layer tiny model with five layers (copies of its two, alternating)."""
     deeper = copy.deepcopy(model)
     deeper.model.layers = torch.nn.ModuleList([copy.deepcopy(deeper.model.layers[i % 2])
                                                for i in range(5)])
     for i, layer in enumerate(deeper.model.layers):
         layer.self_attn.layer_idx = i
     deeper.config.num_hidden_layers = 5
+    return deeper
+
+
+def test_fewer_layers_keeps_first_and_last_and_still_generates(tiny_model):
+    model, tokenizer = tiny_model
+    deeper = five_layers(model)
     smaller = models.fewer_layers(deeper, 3)
     assert len(smaller.model.layers) == 3 and smaller.config.num_hidden_layers == 3
     assert smaller.model.layers[0].self_attn.layer_idx == 0
@@ -444,12 +450,7 @@ def test_fewer_layers_keeps_first_and_last_and_still_generates(tiny_model):
 
 def test_fewer_layers_keeps_the_layers_named(tiny_model):
     model, _ = tiny_model
-    deeper = copy.deepcopy(model)
-    deeper.model.layers = torch.nn.ModuleList([copy.deepcopy(deeper.model.layers[i % 2])
-                                               for i in range(5)])
-    for i, layer in enumerate(deeper.model.layers):
-        layer.self_attn.layer_idx = i
-    deeper.config.num_hidden_layers = 5
+    deeper = five_layers(model)
     with torch.no_grad():
         for i, layer in enumerate(deeper.model.layers):
             layer.mlp.up_proj.weight.fill_(float(i))
