@@ -385,22 +385,27 @@ def generate(name: str, model, tokenizer, conversations: list[list[dict]], *,
                 "json_schema": json_schema}
     key = run_key(name, model, "answers", settings, {"conversations": conversations}, profile)
     key["profile"]["gen_batch_size"] = batch_size  # the batch that decides padding is this one
+    return _cached_json(key, "answers.json", f"{len(conversations)} answers of {name}", show,
+                        lambda: evals.generate_from_messages(
+                            model, tokenizer, conversations, max_new_tokens=max_new_tokens,
+                            batch_size=batch_size, show=show, json_schema=json_schema))
+
+
+def _cached_json(key: dict, filename: str, what: str, show: bool, compute):
+    """The JSON value stored in the entry for `key` (as `filename`), or compute() stored
+    there now (also when the entry is damaged: it is replaced). `what` names it in messages."""
     folder = entry_dir(key)
     problem = check_entry(folder, key) if folder.exists() else None
     if folder.exists() and problem is None:
-        answers = json.loads((folder / "answers.json").read_text())
         if show:
-            print(f"{len(answers)} answers of {name} [{digest(key)}] loaded from the cache")
-        return answers
+            print(f"{what} [{digest(key)}] loaded from the cache")
+        return json.loads((folder / filename).read_text())
     if problem and show:
-        print(f"answers of {name} [{digest(key)}]: the entry is unusable ({problem}); "
-              f"generating them again")
-    answers = evals.generate_from_messages(model, tokenizer, conversations,
-                                           max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                           show=show, json_schema=json_schema)
-    _write_entry(key, lambda staging: (staging / "answers.json").write_text(
-        json.dumps(answers, indent=1) + "\n"))
-    return answers
+        print(f"{what} [{digest(key)}]: the entry is unusable ({problem}); computing it again")
+    value = compute()
+    _write_entry(key, lambda staging: (staging / filename).write_text(
+        json.dumps(value, indent=1) + "\n"))
+    return value
 
 
 @dataclass
@@ -577,9 +582,53 @@ COURSE_RUNS[VOICE_SFT] = Recipe("voice/sft", VOICE_LORA,
 # and from its probabilities at T = 2. `make runs` fills all of it (STUDENT in `course runs`).
 TEACHER = "tickets/full"  # the converged full fine-tune: the most exact matches on test in 06
 STUDENT = "tickets/student"
-STUDENT_LAYERS = 20  # of the teacher's 30, evenly spaced (models.fewer_layers)
-STUDENT_SETTINGS = dict(temperature=2.0, hard_weight=0.5, learning_rate=2e-4, max_epochs=3,
+STUDENT_LAYERS = 20  # of the teacher's 30: which 20 is chosen on validation (student_cuts)
+STUDENT_SETTINGS = dict(temperature=2.0, hard_weight=0.5, learning_rate=2e-4, max_epochs=6,
                         patience=2)  # half KL at T = 2, half cross-entropy on the teacher's answers
+CUTS = "tickets/student-cuts"  # the cache name of the cuts' drift on validation
+
+
+def student_cuts(n_layers: int, n_student: int = STUDENT_LAYERS) -> dict[str, list[int]]:
+    """The ways chapter 05 tries to cut an `n_layers` model to `n_student` layers, as the
+    indices kept (models.fewer_layers(keep=...)): evenly spaced, first and last kept (what
+    DistilBERT did), and one contiguous block of n_layers - n_student removed at five places
+    between the second layer and the second to last (the first and last layer are kept:
+    they turn tokens into the model's representation and back)."""
+    if not 2 <= n_student < n_layers:
+        raise ValueError(f"a student of {n_student} layers from a teacher of {n_layers}: keep "
+                         f"2 to {n_layers - 1} layers")
+    cut = n_layers - n_student
+    cuts = {"evenly spaced": sorted({round(i * (n_layers - 1) / (n_student - 1))
+                                     for i in range(n_student)})}
+    last_start = n_layers - 1 - cut  # the block may reach the second to last layer
+    for start in sorted({round(1 + i * (last_start - 1) / 4) for i in range(5)}):
+        cuts[f"drop {start}-{start + cut - 1}"] = [i for i in range(n_layers)
+                                                  if not start <= i < start + cut]
+    return cuts
+
+
+def cut_drift(teacher, tokenizer, rows: list[dict], profile=None, show: bool = True,
+              n_student: int = STUDENT_LAYERS) -> dict[str, float]:
+    """train.drift of every one of student_cuts (untrained) from `teacher` on `rows` (the
+    validation tickets): KL per answer token, cut name -> nats. Cached like an answer set,
+    keyed by the teacher's weights and the rows; `make runs` fills it before the student."""
+    profile = env.get_profile(profile)
+    cuts = student_cuts(teacher.config.num_hidden_layers, n_student)
+    key = run_key(CUTS, teacher, "drift", {"cuts": cuts}, {"rows": rows}, profile)
+
+    def measure() -> dict[str, float]:
+        start = time.time()
+        found = train.drift(teacher, {name: models.fewer_layers(teacher, keep=keep)
+                                      for name, keep in cuts.items()}, tokenizer, rows)
+        if show:
+            print(f"the drift of {len(cuts)} cuts on {len(rows)} rows: {time.time() - start:.0f} s")
+        return found
+    return _cached_json(key, "drift.json", f"the drift of {len(cuts)} cuts", show, measure)
+
+
+def best_cut(drift: dict[str, float], n_layers: int, n_student: int = STUDENT_LAYERS) -> list[int]:
+    """The layers kept by the cut that drifts least (a tie: the first, evenly spaced)."""
+    return student_cuts(n_layers, n_student)[min(drift, key=drift.get)]
 
 
 def ticket_teacher(model, tokenizer, profile=None, show: bool = True) -> Run:
@@ -621,13 +670,16 @@ def labelled_rows(rows: list[dict], labels: list[str]) -> tuple[list[dict], list
 
 def ticket_student(teacher, tokenizer, train_rows: list[dict], profile=None,
                    show: bool = True) -> Run:
-    """The student: `teacher` cut to STUDENT_LAYERS layers, distilled on `train_rows`
+    """The student: `teacher` cut to STUDENT_LAYERS layers (the cut of student_cuts that
+    drifts least from it on the validation tickets), distilled on `train_rows`
     (labelled_rows) with STUDENT_SETTINGS, stopping on the validation tickets; with its
     answers to n_eval test tickets. Chapter 05 makes the same calls in front of the learner."""
     profile = env.get_profile(profile)
     val_rows, test_rows = (data.take(data.load_split("tickets", s), profile.n_eval)
                            for s in ("val", "test"))
-    student = models.fewer_layers(teacher, STUDENT_LAYERS)
+    n_layers = teacher.config.num_hidden_layers
+    keep = best_cut(cut_drift(teacher, tokenizer, val_rows, profile, show), n_layers)
+    student = models.fewer_layers(teacher, keep=keep)
     return distill(STUDENT, student, tokenizer, train_rows, teacher, val_rows,
                    {"test": test_rows}, profile=profile, show=show,
                    **settings_for_profile(STUDENT_SETTINGS, profile))

@@ -557,6 +557,32 @@ def kl_from_reference(model, tokenizer, rows: list[dict], max_length: int | None
     return total / tokens
 
 
+def drift(teacher, students: dict, tokenizer, rows: list[dict], max_length: int | None = None,
+          batch_size: int = 8) -> dict:
+    """How far each of `students` (name -> model, sharing the teacher's tokenizer) is from
+    `teacher` on the answer tokens of `rows` (chat rows): the mean over those tokens of
+    KL(teacher || student) between the two next-token distributions, in nats per token, the
+    loss `distill` trains down (at T = 1). Chapter 05 measures it for cuts of the teacher
+    before training any of them, to start from the one that breaks least. The teacher's
+    logits are computed once per batch and shared by all the students."""
+    import torch
+    totals, tokens = dict.fromkeys(students, 0.0), 0
+    for model in (teacher, *students.values()):
+        model.eval()
+    for start in range(0, len(rows), batch_size):
+        batch = padded_batch(rows[start:start + batch_size], tokenizer, max_length, device=teacher)
+        keep = batch["labels"][:, 1:] != -100  # position t predicts token t + 1
+        with torch.no_grad():
+            p = _logits_where(teacher, batch, keep).log_softmax(-1)
+            for name, student in students.items():
+                q = _logits_where(student, batch, keep).log_softmax(-1)
+                totals[name] += float((p.exp() * (p - q)).sum())
+        tokens += int(keep.sum())
+    if not tokens:
+        raise ValueError("no answer tokens in the rows: give chat rows that end with an assistant turn")
+    return {name: total / tokens for name, total in totals.items()}
+
+
 def _settings(model, rows: list[dict], lora: LoraSettings | None, profile, max_steps,
               batch_size, learning_rate: float, max_length, seed: int, **extra) -> dict:
     """A run's settings, sizes from the profile unless given: what save_adapter records."""

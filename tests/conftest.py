@@ -26,3 +26,20 @@ def tiny_model(real_model):
                          max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
                          eos_token_id=tokenizer.eos_token_id)
     return LlamaForCausalLM(config).eval(), tokenizer
+
+
+@pytest.fixture
+def five_layer_model(tiny_model):
+    """A copy of the tiny model with five layers (copies of its two, alternating): enough
+    depth to cut layers out of (models.fewer_layers). A fresh copy for every test."""
+    import copy
+
+    import torch
+    model, tokenizer = tiny_model
+    deeper = copy.deepcopy(model)
+    deeper.model.layers = torch.nn.ModuleList([copy.deepcopy(deeper.model.layers[i % 2])
+                                               for i in range(5)])
+    for i, layer in enumerate(deeper.model.layers):
+        layer.self_attn.layer_idx = i
+    deeper.config.num_hidden_layers = 5
+    return deeper, tokenizer

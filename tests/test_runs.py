@@ -301,6 +301,30 @@ def test_a_distilled_student_is_keyed_by_its_teacher_and_its_loss(tiny_model, ca
         distilled(teacher, tokenizer, inplace=True)
 
 
+def test_the_student_cuts_keep_the_first_and_last_layer_and_drop_one_block_or_every_third():
+    cuts = runs.student_cuts(30, 20)
+    assert list(cuts) == ["evenly spaced", "drop 1-10", "drop 6-15", "drop 10-19", "drop 14-23",
+                          "drop 19-28"]
+    assert all(len(keep) == 20 and keep[0] == 0 and keep[-1] == 29 for keep in cuts.values())
+    assert cuts["drop 6-15"] == [*range(6), *range(16, 30)]
+    assert cuts["evenly spaced"] == sorted({round(i * 29 / 19) for i in range(20)})
+    with pytest.raises(ValueError, match="keep 2 to 29 layers"):
+        runs.student_cuts(30, 30)
+
+
+def test_the_cuts_drift_is_measured_once_and_the_least_drifting_cut_is_chosen(five_layer_model, cache,
+                                                                           capsys):
+    teacher, tokenizer = five_layer_model
+    first = runs.cut_drift(teacher, tokenizer, rows(3), "smoke", n_student=3)
+    assert set(first) == set(runs.student_cuts(5, 3)) and all(v > 0 for v in first.values())
+    assert "loaded from the cache" not in capsys.readouterr().out
+    assert runs.cut_drift(teacher, tokenizer, rows(3), "smoke", n_student=3) == first
+    assert "loaded from the cache" in capsys.readouterr().out
+    least = min(first, key=first.get)
+    assert runs.best_cut(first, 5, 3) == runs.student_cuts(5, 3)[least]
+    assert runs.best_cut({"evenly spaced": 1.0, "drop 1-2": 0.5}, 5, 3) == [0, 3, 4]
+
+
 def test_the_teachers_labels_become_rows_and_unparsable_ones_are_named():
     pool = [{"id": f"u{i}", "messages": [{"role": "system", "content": "Triage."},
                                           {"role": "user", "content": f"ticket {i}"}]}

@@ -420,20 +420,8 @@ def test_distillation_loss_is_the_kl_divergence_and_zero_for_a_copy():
     assert hot.item() == pytest.approx(soft.item(), rel=1e-5)
 
 
-def five_layers(model):
-    """A copy of the two-layer tiny model with five layers (copies of its two, alternating)."""
-    deeper = copy.deepcopy(model)
-    deeper.model.layers = torch.nn.ModuleList([copy.deepcopy(deeper.model.layers[i % 2])
-                                               for i in range(5)])
-    for i, layer in enumerate(deeper.model.layers):
-        layer.self_attn.layer_idx = i
-    deeper.config.num_hidden_layers = 5
-    return deeper
-
-
-def test_fewer_layers_keeps_first_and_last_and_still_generates(tiny_model):
-    model, tokenizer = tiny_model
-    deeper = five_layers(model)
+def test_fewer_layers_keeps_first_and_last_and_still_generates(five_layer_model):
+    deeper, tokenizer = five_layer_model
     smaller = models.fewer_layers(deeper, 3)
     assert len(smaller.model.layers) == 3 and smaller.config.num_hidden_layers == 3
     assert smaller.model.layers[0].self_attn.layer_idx == 0
@@ -448,9 +436,8 @@ def test_fewer_layers_keeps_first_and_last_and_still_generates(tiny_model):
         models.fewer_layers(deeper, 6)
 
 
-def test_fewer_layers_keeps_the_layers_named(tiny_model):
-    model, _ = tiny_model
-    deeper = five_layers(model)
+def test_fewer_layers_keeps_the_layers_named(five_layer_model):
+    deeper, _ = five_layer_model
     with torch.no_grad():
         for i, layer in enumerate(deeper.model.layers):
             layer.mlp.up_proj.weight.fill_(float(i))
@@ -465,6 +452,20 @@ def test_fewer_layers_keeps_the_layers_named(tiny_model):
         models.fewer_layers(deeper, 2, keep=[0, 1, 4])
     with pytest.raises(ValueError, match="needs n_layers"):
         models.fewer_layers(deeper)
+
+
+def test_drift_is_zero_for_the_teacher_itself_and_is_the_distillation_loss_of_a_cut(five_layer_model):
+    deeper, tokenizer = five_layer_model
+    cut = models.fewer_layers(deeper, keep=[0, 1, 4])
+    found = train.drift(deeper, {"itself": copy.deepcopy(deeper), "cut": cut}, tokenizer,
+                        rows(3), batch_size=2)
+    assert found["itself"] == pytest.approx(0.0, abs=1e-6) and found["cut"] > 1e-4
+    batch = train.padded_batch(rows(1), tokenizer)  # one row: its mean is the loss's mean
+    keep = batch["labels"][0, 1:] != -100
+    with torch.no_grad():
+        by_loss = train.distillation_loss(cut(input_ids=batch["input_ids"]).logits[0, :-1][keep],
+                                          deeper(input_ids=batch["input_ids"]).logits[0, :-1][keep])
+    assert train.drift(deeper, {"cut": cut}, tokenizer, rows(1))["cut"] == pytest.approx(float(by_loss), rel=1e-4)
 
 
 def test_distill_moves_the_student_towards_the_teacher(tiny_model):
