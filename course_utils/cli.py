@@ -321,7 +321,8 @@ def cmd_runs(args) -> int:
         print(f"{runs.VOICE:30} {'voice':8} {'LoRA':5} used by 04 (the prompt rung, the SFT model's "
               f"own mistakes and the DPO sweep of {len(runs.VOICE_DPO_GRID)} runs)")
         print(f"{runs.STUDENT:30} {'tickets':8} {'full':5} used by 05 ({runs.TEACHER} merged labels "
-              f"the unlabeled pool; a {runs.STUDENT_LAYERS}-layer copy learns from it)")
+              f"the unlabeled pool; its {runs.STUDENT_LAYERS}-layer cut that drifts least "
+              f"on validation learns from it)")
         return 0
     unknown = [n for n in args.names
                if n not in runs.COURSE_RUNS and n not in (runs.LADDER, runs.VOICE, runs.STUDENT)]
