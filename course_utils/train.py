@@ -535,26 +535,19 @@ def kl_from_reference(model, tokenizer, rows: list[dict], max_length: int | None
     """How far a LoRA model has drifted from its reference (the same network with the adapter
     off: the SFT model, after `dpo`): the mean over the reply tokens of `rows` (chat rows) of
     KL(policy || reference) between the two next-token distributions, in nats per token."""
-    import torch
     if not hasattr(model, "disable_adapter"):
         raise ValueError("kl_from_reference needs a model with a LoRA adapter (a dpo result): "
                          "its reference is the same model with the adapter switched off")
-    total, tokens = 0.0, 0
     model.eval()
-    for start in range(0, len(rows), 8):
-        batch = padded_batch(rows[start:start + 8], tokenizer, max_length, device=model)
-        keep = batch["labels"][:, 1:] != -100  # position t predicts token t + 1
-        with torch.no_grad():
-            policy = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-            with model.disable_adapter():
-                ref = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        p = policy.logits[:, :-1][keep].float().log_softmax(-1)
-        q = ref.logits[:, :-1][keep].float().log_softmax(-1)
-        total += float((p.exp() * (p - q)).sum())
-        tokens += int(keep.sum())
-    if not tokens:
-        raise ValueError("no reply tokens in the rows: give chat rows that end with an assistant turn")
-    return total / tokens
+
+    def policy_and_reference(batch, keep):
+        inputs = dict(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        policy = model(**inputs)
+        with model.disable_adapter():
+            ref = model(**inputs)
+        return (policy.logits[:, :-1][keep].float().log_softmax(-1),
+                {"reference": ref.logits[:, :-1][keep].float().log_softmax(-1)})
+    return _mean_kl(rows, tokenizer, max_length, 8, model, policy_and_reference)["reference"]
 
 
 def drift(teacher, students: dict, tokenizer, rows: list[dict], max_length: int | None = None,
@@ -565,18 +558,30 @@ def drift(teacher, students: dict, tokenizer, rows: list[dict], max_length: int 
     loss `distill` trains down (at T = 1). Chapter 05 measures it for cuts of the teacher
     before training any of them, to start from the one that breaks least. The teacher's
     logits are computed once per batch and shared by all the students."""
-    import torch
-    totals, tokens = dict.fromkeys(students, 0.0), 0
     for model in (teacher, *students.values()):
         model.eval()
+
+    def teacher_and_students(batch, keep):
+        return (_logits_where(teacher, batch, keep).log_softmax(-1),
+                {name: _logits_where(student, batch, keep).log_softmax(-1)
+                 for name, student in students.items()})
+    return _mean_kl(rows, tokenizer, max_length, batch_size, teacher, teacher_and_students)
+
+
+def _mean_kl(rows: list[dict], tokenizer, max_length: int | None, batch_size: int, device,
+             distributions) -> dict:
+    """The mean over the answer tokens of `rows` of KL(p || q), in nats per token, for each q
+    that `distributions(batch, keep)` returns beside p (log-probabilities at the positions
+    `keep` marks: p, {name: q}); what kl_from_reference and drift measure."""
+    import torch
+    totals, tokens = {}, 0
     for start in range(0, len(rows), batch_size):
-        batch = padded_batch(rows[start:start + batch_size], tokenizer, max_length, device=teacher)
+        batch = padded_batch(rows[start:start + batch_size], tokenizer, max_length, device=device)
         keep = batch["labels"][:, 1:] != -100  # position t predicts token t + 1
         with torch.no_grad():
-            p = _logits_where(teacher, batch, keep).log_softmax(-1)
-            for name, student in students.items():
-                q = _logits_where(student, batch, keep).log_softmax(-1)
-                totals[name] += float((p.exp() * (p - q)).sum())
+            p, others = distributions(batch, keep)
+            for name, q in others.items():
+                totals[name] = totals.get(name, 0.0) + float((p.exp() * (p - q)).sum())
         tokens += int(keep.sum())
     if not tokens:
         raise ValueError("no answer tokens in the rows: give chat rows that end with an assistant turn")
