@@ -261,6 +261,12 @@ def chat(model, tokenizer, prompt, max_new_tokens: int = 64, system: str | None 
     return generate_from_messages(model, tokenizer, [messages], max_new_tokens=max_new_tokens)[0]
 
 
+def evenly_spaced(n_layers: int, n_keep: int) -> list[int]:
+    """The indices of `n_keep` of `n_layers` layers, evenly spaced from the first to the last:
+    the cut fewer_layers makes when given only a number."""
+    return sorted({round(i * (n_layers - 1) / max(n_keep - 1, 1)) for i in range(n_keep)})
+
+
 def fewer_layers(model, n_layers: int | None = None, keep: list[int] | None = None):
     """A smaller copy of a decoder model that keeps `n_layers` of its transformer blocks,
     evenly spaced from first to last (with the embeddings and the LM head): the usual start
@@ -290,8 +296,7 @@ def fewer_layers(model, n_layers: int | None = None, keep: list[int] | None = No
         raise ValueError(f"n_layers={n_layers}: the model has {len(layers)} layers; keep 1 to "
                          f"{len(layers)}")
     else:
-        keep = sorted({round(i * (len(layers) - 1) / max(n_layers - 1, 1))
-                       for i in range(n_layers)})
+        keep = evenly_spaced(len(layers), n_layers)
     smaller = copy.deepcopy(model)
     inner = getattr(smaller, smaller.base_model_prefix)
     inner.layers = torch.nn.ModuleList(inner.layers[i] for i in keep)

@@ -598,8 +598,7 @@ def student_cuts(n_layers: int, n_student: int = STUDENT_LAYERS) -> dict[str, li
         raise ValueError(f"a student of {n_student} layers from a teacher of {n_layers}: keep "
                          f"2 to {n_layers - 1} layers")
     cut = n_layers - n_student
-    cuts = {"evenly spaced": sorted({round(i * (n_layers - 1) / (n_student - 1))
-                                     for i in range(n_student)})}
+    cuts = {"evenly spaced": models.evenly_spaced(n_layers, n_student)}
     last_start = n_layers - 1 - cut  # the block may reach the second to last layer
     for start in sorted({round(1 + i * (last_start - 1) / 4) for i in range(5)}):
         cuts[f"drop {start}-{start + cut - 1}"] = [i for i in range(n_layers)

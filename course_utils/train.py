@@ -580,8 +580,9 @@ def _mean_kl(rows: list[dict], tokenizer, max_length: int | None, batch_size: in
         keep = batch["labels"][:, 1:] != -100  # position t predicts token t + 1
         with torch.no_grad():
             p, others = distributions(batch, keep)
+            probabilities = p.exp()
             for name, q in others.items():
-                totals[name] = totals.get(name, 0.0) + float((p.exp() * (p - q)).sum())
+                totals[name] = totals.get(name, 0.0) + float((probabilities * (p - q)).sum())
         tokens += int(keep.sum())
     if not tokens:
         raise ValueError("no answer tokens in the rows: give chat rows that end with an assistant turn")
