@@ -94,9 +94,14 @@ CONFIG_KEYS: dict[str, tuple[type, ...]] = {
     "model": (str,), "train": (str,), "val": (str,), "output": (str,), "lora": (dict, type(None)),
     "max_steps": (int,), "max_epochs": (int, float), "patience": (int,), "batch_size": (int,),
     "learning_rate": (float, int), "max_length": (int,), "seed": (int,), "eval_every": (int,),
-    "backend": (str,),
+    "backend": (str,), "method": (str,), "beta": (float, int), "start_from": (str,),
 }
 BACKENDS = ("gloo", "nccl")  # torch.distributed's: gloo runs anywhere, nccl on NVIDIA GPUs
+# method: sft (train.sft, on chat rows) or dpo (train.dpo, on preference pairs); the keys only
+# one of them takes. DPO trains max_steps (train.dpo has no early stopping); `start_from` is
+# an adapter folder `course train` saved (the SFT run DPO refines: merged, it is the reference).
+METHODS = ("sft", "dpo")
+ONLY_FOR = {"max_epochs": "sft", "patience": "sft", "beta": "dpo", "start_from": "dpo"}
 REQUIRED_KEYS = ("model", "train", "output")
 LORA_KEYS = ("r", "alpha", "dropout", "target_modules", "rslora")
 
@@ -139,9 +144,23 @@ def read_train_config(path: str | Path) -> dict:
                          f"{', '.join(LORA_KEYS)}" for k in value if k not in LORA_KEYS]
         elif key == "backend":
             problems += _backend_problems(value, where)
+        elif key == "method" and value not in METHODS:
+            problems.append(f"{where}: method {value!r} is not one of {', '.join(METHODS)} "
+                            f"(sft trains on chat rows, dpo on preference pairs)")
+    method = config.get("method", "sft")
+    if method in METHODS:  # keys the other method takes
+        problems += [f"{path}:{lines.get(key, 1)}: {key} is for method: {ONLY_FOR[key]}, and "
+                     f"this config trains with {method}"
+                     + (" (DPO trains max_steps: train.dpo has no early stopping)"
+                        if method == "dpo" else "") + f"; remove it"
+                     for key in config if ONLY_FOR.get(key, method) != method]
+    required = [k for k in REQUIRED_KEYS if not (k == "model" and "start_from" in config)]
     problems += [f"{path}: no {key!r}; add e.g. "
                  f"'{key}: {dict(model='smollm2-135m', train='data/tickets/train.jsonl', output='outputs/train/tickets')[key]}'"
-                 for key in REQUIRED_KEYS if key not in config]
+                 for key in required if key not in config]
+    if "model" in config and "start_from" in config:
+        problems.append(f"{path}:{lines['model']}: model and start_from both name the model to "
+                        f"train: start_from's folder brings its base model; remove model")
     if problems:
         raise ConfigError("\n".join(problems))
     return config
@@ -173,29 +192,61 @@ def rank() -> int:
 
 
 def train_from_config(config: dict, output: str | Path | None = None) -> Path | None:
-    """Train what a config (read_train_config) says with train.sft, on one process or on each
-    of those `accelerate launch` or torchrun started; the first saves the result
-    (train.save_adapter) to `output` (default: the config's) and returns its folder, the
-    others return None."""
+    """Train what a config (read_train_config) says, with train.sft or (method: dpo)
+    train.dpo, on one process or on each of those `accelerate launch` or torchrun started;
+    the first saves the result (train.save_adapter) to `output` (default: the config's) and
+    returns its folder, the others return None."""
     from . import data, train
     from .models import load_model
     first = rank() == 0
+    method = config.get("method", "sft")
     rows = {split: data.load_jsonl(config[split]) for split in ("train", "val") if split in config}
-    model, tokenizer = load_model(config["model"], show=first)
+    if method == "dpo":
+        for split, pairs in rows.items():
+            _check_pairs_of(pairs, config[split])
+    if "start_from" in config:
+        model, tokenizer = _adapter_start(config["start_from"], first)
+    else:
+        model, tokenizer = load_model(config["model"], show=first)
     lora = config.get("lora", {})
     settings = {k: v for k, v in config.items()
-                if k not in ("model", "train", "val", "output", "lora", "backend")}
+                if k not in ("model", "train", "val", "output", "lora", "backend", "method",
+                             "start_from")}
     if "backend" in config:
         settings["ddp_backend"] = config["backend"]
-    result = train.sft(model, tokenizer, rows["train"], rows.get("val"),
-                       lora=None if lora is None else train.LoraSettings(**lora), show=first,
-                       **settings)
+    fit = train.dpo if method == "dpo" else train.sft
+    result = fit(model, tokenizer, rows["train"], rows.get("val"),
+                 lora=None if lora is None else train.LoraSettings(**lora), show=first,
+                 **settings)
     if not first:
         return None
     folder = train.save_adapter(result, output or config["output"])
     print(f"{result.steps} steps on {train.processes()} process(es) in {result.seconds:.0f} s; "
           f"saved to {folder}")
     return folder
+
+
+def _check_pairs_of(pairs: list[dict], path: str) -> None:
+    """DPO's rows, checked before any training: a bad one is a DataError naming file:line."""
+    from . import data, train
+    try:
+        train._check_pairs(pairs, where=lambda index: f"{path}:{index + 1}")
+    except ValueError as error:
+        raise data.DataError(str(error)) from None
+
+
+def _adapter_start(folder: str, show: bool):
+    """(model, tokenizer) of a folder train.save_adapter wrote (e.g. an SFT run's), loaded on
+    its base model: what `start_from` names."""
+    from . import train
+    from .models import load_model
+    if not (Path(folder) / train.ADAPTER_METADATA).is_file():
+        raise ConfigError(f"start_from: {folder}: nothing `course train` saved is there (no "
+                          f"{train.ADAPTER_METADATA}); train the SFT config first, or fix the path")
+    if train.read_metadata(folder)["kind"] == "full":  # a whole model, with its tokenizer
+        return load_model(folder, show=show)
+    model, tokenizer = load_model(train.read_metadata(folder)["base_model"], show=show)
+    return train.load_adapter(folder, model=model)[0], tokenizer
 
 
 STRATEGIES = ("ddp", "fsdp")  # configs/accelerate/<strategy>.yaml

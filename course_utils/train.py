@@ -280,7 +280,7 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
         max_steps: int | None = None, batch_size: int | None = None,
         learning_rate: float | None = None, max_length: int | None = None,
         eval_every: int | None = None, seed: int = 0, inplace: bool = False, show: bool = True,
-        callbacks: tuple = ()) -> TrainResult:
+        callbacks: tuple = (), ddp_backend: str | None = None) -> TrainResult:
     """Preference-tune with DPO (TRL's DPOTrainer) on {"prompt", "chosen", "rejected"} rows,
     each a list of chat messages; other keys (ids, notes) are ignored.
 
@@ -292,6 +292,8 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
     `beta` sets how far the policy may move from the reference. History: train and
     validation loss, reward margin and preference accuracy. Learning rate defaults: 5e-5
     with LoRA, 1e-6 full (TRL's default; a full DPO also holds a frozen reference copy).
+    Several processes (torchrun, accelerate launch): as in `sft`, each step's batch_size pairs
+    are split among them, so the steps are those of one process; `ddp_backend` likewise.
     """
     from trl import DPOConfig
 
@@ -311,7 +313,8 @@ def dpo(model, tokenizer, train_pairs: list[dict], val_pairs: list[dict] | None 
         config = DPOConfig(**_common_args(settings, output_dir, bool(val_pairs), eval_every,
                                           show, seed),
                            beta=beta, max_length=settings["max_length"], save_strategy="no",
-                           activation_checkpointing=False)
+                           activation_checkpointing=False,
+                           **({"ddp_backend": ddp_backend} if ddp_backend else {}))
         trainer = _new_trainer(_dpo_trainer_class(), model=model, args=config,
                                train_dataset=_pairs_dataset(train_pairs),
                                eval_dataset=_pairs_dataset(val_pairs),
@@ -455,12 +458,17 @@ def _collated(trainer, pairs: list[dict]) -> dict:
         trainer, trainer.data_collator([trainer.train_dataset[i] for i in range(len(pairs))]))
 
 
-def _check_pairs(pairs: list[dict]) -> None:
-    """Every pair has prompt, chosen and rejected as non-empty lists of messages."""
+def _check_pairs(pairs: list[dict], where=lambda index: f"pair {index}") -> None:
+    """Every pair has prompt, chosen and rejected as non-empty lists of messages; `where(i)`
+    names pair i in the error (a file's line, for pairs read from one)."""
     for index, pair in enumerate(pairs):
+        if not isinstance(pair, dict):
+            raise ValueError(f"{where(index)}: a pair is a JSON object, not {type(pair).__name__}; "
+                             f'DPO rows look like {{"prompt": [messages], "chosen": '
+                             f'[assistant message], "rejected": [assistant message]}}')
         missing = [k for k in _PAIR_KEYS if not isinstance(pair.get(k), list) or not pair.get(k)]
         if missing:
-            raise ValueError(f"pair {index} ({pair.get('id', 'no id')}): {', '.join(missing)} "
+            raise ValueError(f"{where(index)} ({pair.get('id', 'no id')}): {', '.join(missing)} "
                              f"missing or not a list of messages; DPO rows look like "
                              f'{{"prompt": [messages], "chosen": [assistant message], '
                              f'"rejected": [assistant message]}}')
@@ -737,7 +745,9 @@ def check_batch_splits(batch_size: int, n: int) -> None:
 def _split_over_processes(batch_size: int) -> dict:
     """Keep a recipe's batch the same on any number of processes: with N of them each step's
     `batch_size` rows are split N ways (accelerate's split_batches) rather than N times as
-    many rows being read, so one process and N give the same steps."""
+    many rows being read, so one process and N give the same steps. The split is of the
+    rows' indices, before collation: each process collates its own share (a DPO batch of
+    [chosen..., rejected...] stays whole pairs)."""
     n = processes()
     check_batch_splits(batch_size, n)
     return dict(accelerator_config={"split_batches": True}) if n > 1 else {}

@@ -402,13 +402,25 @@ def test_a_full_queue_is_answered_503_with_retry_after_at_once(tiny_model):
     with serve.start(model, tokenizer, base_name=BASE, max_batch=1, max_queue=2,
                      batch_wait=0) as running:
         app = running._app
+        submitted = []  # every job the server queued, counted (the real submit does the rest)
+        real_submit = app.batcher.submit
+        app.batcher.submit = lambda job: (real_submit(job), submitted.append(job))
+
+        def until(condition, what: str) -> None:
+            deadline = time.monotonic() + 30
+            while not condition():
+                assert time.monotonic() < deadline, f"the server never {what}"
+                time.sleep(0.01)
+
         with ThreadPoolExecutor(max_workers=3) as pool:
             with app.generate_lock:  # the model is busy: the worker cannot start a batch
-                waiting = [pool.submit(call, running.url, "/v1/chat/completions", chat(BASE, i))
-                           for i in range(3)]  # one taken by the worker, two queued
-                deadline = time.monotonic() + 10
-                while len(app.batcher.waiting) < 2 and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                # one request taken by the worker (queued, then out of the queue), before two
+                # more fill the queue: sent at once, a slow worker might leave three queued
+                waiting = [pool.submit(call, running.url, "/v1/chat/completions", chat(BASE, 0))]
+                until(lambda: submitted and not app.batcher.waiting, "took the first request")
+                waiting += [pool.submit(call, running.url, "/v1/chat/completions", chat(BASE, i))
+                            for i in (1, 2)]
+                until(lambda: len(app.batcher.waiting) == 2, "queued two requests")
                 started = time.perf_counter()
                 body = json.dumps(chat(BASE)).encode()
                 refused = raw_exchange(running, b"POST /v1/chat/completions HTTP/1.1\r\n"
