@@ -132,6 +132,13 @@ def test_a_batch_that_does_not_split_over_the_processes_is_refused(monkeypatch):
     ("model: m\ntrain: [t\n", r"config.yaml:3:1: not valid YAML"),
     ("- model\n", r"config.yaml: a training config is a mapping"),
     ("model: m\ntrain: t\noutput: o\nbackend: mpi\n", r"config.yaml:4: backend 'mpi' is not one of gloo, nccl"),
+    # DPO (method: dpo) takes its own keys
+    ("method: dpo\nmodel: m\ntrain: t\noutput: o\npatience: 2\n",
+     r"config.yaml:5: patience is for method: sft, and this config trains with dpo \(DPO trains max_steps"),
+    ("model: m\ntrain: t\noutput: o\nbeta: 0.1\n", r"config.yaml:4: beta is for method: dpo, and this config trains with sft"),
+    ("method: ppo\nmodel: m\ntrain: t\noutput: o\n", r"config.yaml:1: method 'ppo' is not one of sft, dpo"),
+    ("method: dpo\nmodel: m\nstart_from: s\ntrain: t\noutput: o\n",
+     r"config.yaml:2: model and start_from both name the model.*remove model"),
 ])
 def test_bad_training_configs_say_where_and_how_to_fix(tmp_path, text, message):
     from course_utils import scale
@@ -246,22 +253,6 @@ def test_dpo_on_two_processes_takes_the_steps_of_one(dpo_recipe, launcher):
     assert weights[0].keys() == weights[1].keys() and weights[0]
     for key, value in weights[0].items():
         torch.testing.assert_close(weights[1][key], value, rtol=1e-3, atol=1e-5)
-
-
-@pytest.mark.parametrize("text, message", [
-    ("method: dpo\nmodel: m\ntrain: t\noutput: o\npatience: 2\n",
-     r"config.yaml:5: patience is for method: sft, and this config trains with dpo \(DPO trains max_steps"),
-    ("model: m\ntrain: t\noutput: o\nbeta: 0.1\n", r"config.yaml:4: beta is for method: dpo, and this config trains with sft"),
-    ("method: ppo\nmodel: m\ntrain: t\noutput: o\n", r"config.yaml:1: method 'ppo' is not one of sft, dpo"),
-    ("method: dpo\nmodel: m\nstart_from: s\ntrain: t\noutput: o\n",
-     r"config.yaml:2: model and start_from both name the model.*remove model"),
-])
-def test_bad_dpo_configs_say_where_and_how_to_fix(tmp_path, text, message):
-    from course_utils import scale
-    path = tmp_path / "config.yaml"
-    path.write_text(text)
-    with pytest.raises(scale.ConfigError, match=message):
-        scale.read_train_config(path)
 
 
 def test_course_train_names_the_line_of_a_bad_pair_and_a_missing_start(tmp_path, capsys):
