@@ -483,7 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     train_runs.set_defaults(func=cmd_runs)
     fit = sub.add_parser("train", help="train what a config file says, on 1 or N processes "
                                        "(accelerate launch ... -m course_utils.cli train)")
-    fit.add_argument("--config", required=True, help="a YAML training config (configs/train/)")
+    fit.add_argument("--config", required=True, help="a YAML training config (configs/train/): "
+                     "SFT, or DPO with method: dpo")
     fit.add_argument("--output", default=None, help="save here instead of the config's output")
     fit.add_argument("--processes", type=int, default=1,
                      help="train on this many processes (accelerate launch, one per GPU or CPU core)")

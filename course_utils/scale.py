@@ -243,9 +243,10 @@ def _adapter_start(folder: str, show: bool):
     if not (Path(folder) / train.ADAPTER_METADATA).is_file():
         raise ConfigError(f"start_from: {folder}: nothing `course train` saved is there (no "
                           f"{train.ADAPTER_METADATA}); train the SFT config first, or fix the path")
-    if train.read_metadata(folder)["kind"] == "full":  # a whole model, with its tokenizer
+    metadata = train.read_metadata(folder)
+    if metadata["kind"] == "full":  # a whole model, with its tokenizer
         return load_model(folder, show=show)
-    model, tokenizer = load_model(train.read_metadata(folder)["base_model"], show=show)
+    model, tokenizer = load_model(metadata["base_model"], show=show)
     return train.load_adapter(folder, model=model)[0], tokenizer
 
 
