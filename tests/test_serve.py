@@ -415,7 +415,8 @@ def test_a_full_queue_is_answered_503_with_retry_after_at_once(tiny_model):
         with ThreadPoolExecutor(max_workers=3) as pool:
             with app.generate_lock:  # the model is busy: the worker cannot start a batch
                 # one request taken by the worker (queued, then out of the queue), before two
-                # more fill the queue: sent at once, a slow worker might leave three queued
+                # more fill the queue: sent at once, all three could reach the queue (limit 2)
+                # before the worker takes one, and the third would be refused
                 waiting = [pool.submit(call, running.url, "/v1/chat/completions", chat(BASE, 0))]
                 until(lambda: submitted and not app.batcher.waiting, "took the first request")
                 waiting += [pool.submit(call, running.url, "/v1/chat/completions", chat(BASE, i))
