@@ -128,6 +128,42 @@ def generate(model, tokenizer, rows: list[dict], max_new_tokens: int = 64,
                                   show=show, json_schema=json_schema)
 
 
+@dataclass
+class Parting:
+    """Where two greedy answers to one prompt part: the first token they differ at, each
+    answer's token there, and how far apart the scoring model put the two (logits)."""
+    position: int  # tokens of answer both share before it
+    ours: str
+    theirs: str
+    logit_gap: float  # ours' logit minus theirs' under `model`: small = a near tie
+
+    def __str__(self) -> str:
+        return (f"part after {self.position} tokens: {self.ours!r} vs {self.theirs!r}, "
+                f"{self.logit_gap:.3f} logits apart")
+
+
+def parting(model, tokenizer, messages: list[dict], ours: str, theirs: str) -> Parting | None:
+    """Why two engines' greedy answers to `messages` differ (None if they do not): feed the
+    shared start of both answers to `model` and compare its logits for the two next tokens.
+    A gap near 0 means a near tie that float rounding can flip (another engine's kernels add
+    in another order); a large gap means the engines are not computing the same model."""
+    import torch
+    a = tokenizer(ours, add_special_tokens=False)["input_ids"]
+    b = tokenizer(theirs, add_special_tokens=False)["input_ids"]
+    if a == b:
+        return None
+    shared = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    end = tokenizer.eos_token_id  # an answer that stops here ended with its end-of-text token
+    next_ours, next_theirs = (a[shared] if shared < len(a) else end), (
+        b[shared] if shared < len(b) else end)
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(torch.tensor([prompt + a[:shared]], device=model.device)).logits[0, -1]
+    return Parting(shared, tokenizer.decode([next_ours]), tokenizer.decode([next_theirs]),
+                   float(logits[next_ours] - logits[next_theirs]))
+
+
 def time_calls(model, tokenizer, conversations: list[list[dict]],
                max_new_tokens: int = 64, warm_up: bool = True) -> list[float]:
     """Seconds per call, answering each chat alone (batch of one, as a live request is),

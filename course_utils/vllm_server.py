@@ -19,6 +19,7 @@ vllm.entrypoints.openai.api_server` starts it under either name (shared/FIELD_NO
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -58,7 +59,7 @@ def vllm_version() -> str | None:
                             "    try: print(n, m.version(n)); break\n"
                             "    except m.PackageNotFoundError: pass"],
                            capture_output=True, text=True)
-    return found.stdout.strip() or None
+    return (found.stdout.strip() or None) if found.returncode == 0 else None
 
 
 class VLLMServer:
@@ -94,24 +95,30 @@ class VLLMServer:
 
 def start_vllm(model: str | Path, adapters: dict[str, str | Path] | None = None, *,
                served_name: str | None = None, port: int | None = None,
-               max_lora_rank: int = 16, max_model_len: int = 2048, dtype: str = "float32",
-               kv_cache_gb: int = 2, timeout: float = 300, extra_args: list[str] = ()) -> VLLMServer:
+               max_lora_rank: int | None = None, max_model_len: int = 2048,
+               dtype: str = "float32", kv_cache_gb: int = 2, gpu_memory: float = 0.4,
+               timeout: float = 300, extra_args: list[str] = ()) -> VLLMServer:
     """Start vLLM's OpenAI-compatible server on 127.0.0.1 for `model` (a model folder or hub
     id) with LoRA `adapters` ({name: adapter folder}; a request names one as its "model"), and
     wait until it answers (up to `timeout` seconds). The base model answers to `served_name`
-    (default: the folder's name). Returns the running server; stop it when done."""
+    (default: the folder's name). `max_lora_rank` defaults to the adapters' largest rank
+    (rounded up to a size vLLM accepts). On CPU vLLM keeps `kv_cache_gb` of attention cache;
+    on a GPU it takes the share `gpu_memory` of the GPU's memory (vLLM's own default, 0.9,
+    would leave nothing for a notebook that holds the model too). Returns the running server;
+    stop it when done."""
     python = serve_python()
     adapters = {name: Path(folder) for name, folder in (adapters or {}).items()}
-    for name, folder in adapters.items():
-        if not (folder / "adapter_config.json").exists():
-            raise ValueError(f"adapter {name!r}: {folder} has no adapter_config.json; give the "
-                             f"folder train.save_adapter (or the registry) holds")
+    ranks = {name: adapter_rank(folder, name) for name, folder in adapters.items()}
+    if max_lora_rank is None and ranks:
+        max_lora_rank = vllm_lora_rank(max(ranks.values()))
     served_name = served_name or Path(str(model)).name
     port = port or _free_port()
     log = Path(tempfile.mkstemp(prefix="vllm-", suffix=".log")[1])
     command = [str(python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model),
                "--served-model-name", served_name, "--host", "127.0.0.1", "--port", str(port),
                "--max-model-len", str(max_model_len), "--dtype", dtype, *extra_args]
+    if "cpu" not in (vllm_version() or "cpu"):  # the CUDA build
+        command += ["--gpu-memory-utilization", str(gpu_memory)]
     if adapters:
         command += ["--enable-lora", "--max-lora-rank", str(max_lora_rank),
                     "--max-loras", str(len(adapters)), "--lora-modules",
@@ -138,6 +145,36 @@ def start_vllm(model: str | Path, adapters: dict[str, str | Path] | None = None,
     server.stop()
     raise VLLMUnavailable(f"vLLM did not answer within {timeout:.0f} s; the end of its log "
                           f"({log}):\n{_tail(log)}")
+
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # --max-lora-rank's choices (0.32)
+
+
+def adapter_rank(folder: Path, name: str = "adapter") -> int:
+    """The largest LoRA rank in a PEFT adapter folder (`r`, or a larger one in `rank_pattern`)."""
+    config_file = Path(folder) / "adapter_config.json"
+    if not config_file.exists():
+        raise ValueError(f"adapter {name!r}: {folder} has no adapter_config.json; give the "
+                         f"folder train.save_adapter (or the registry) holds")
+    try:
+        config = json.loads(config_file.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"adapter {name!r}: {config_file}:{error.lineno}: not valid JSON "
+                         f"({error.msg}); save the adapter again with train.save_adapter") from None
+    ranks = [config.get("r", 8), *(config.get("rank_pattern") or {}).values()]  # PEFT's default r: 8
+    if not all(isinstance(r, int) and r > 0 for r in ranks):
+        raise ValueError(f"adapter {name!r}: {config_file} gives the rank(s) {ranks}; a LoRA "
+                         f"rank is a positive whole number")
+    return max(ranks)
+
+
+def vllm_lora_rank(rank: int) -> int:
+    """The smallest --max-lora-rank vLLM accepts that holds an adapter of this rank."""
+    fitting = [size for size in VLLM_LORA_RANKS if size >= rank]
+    if not fitting:
+        raise ValueError(f"a LoRA rank of {rank} is above vLLM's largest --max-lora-rank "
+                         f"({VLLM_LORA_RANKS[-1]}); serve the merged model instead (serve.merge)")
+    return fitting[0]
 
 
 def _answers(url: str) -> bool:
@@ -191,8 +228,7 @@ def check() -> int:
     model_dir = models.offline_cache_path(models.resolve(None))
     print(f"vLLM ({vllm_version() or 'not built'}) on {model_dir.name}, adapter {work / 'adapter'}")
     try:
-        server = start_vllm(model_dir, {"adapter": work / "adapter"}, served_name="base",
-                            max_lora_rank=8)
+        server = start_vllm(model_dir, {"adapter": work / "adapter"}, served_name="base")
     except VLLMUnavailable as error:
         print(f"test-serve: {error}", file=sys.stderr)
         return 2

@@ -371,3 +371,19 @@ def test_the_voice_judge_learns_chosen_from_rejected_and_reads_only_the_body():
     assert evals.agreement([True, False, True], [True, True, True]) == pytest.approx(2 / 3)
     with pytest.raises(ValueError):
         evals.VoiceJudge([])
+
+
+def test_parting_finds_where_two_answers_part_and_how_close_it_was(real_model):
+    model, tokenizer = real_model
+    messages = [{"role": "user", "content": "Name three colours."}]
+    ours = evals.generate_from_messages(model, tokenizer, [messages], max_new_tokens=8)[0]
+    assert evals.parting(model, tokenizer, messages, ours, ours) is None
+    ids = tokenizer(ours, add_special_tokens=False)["input_ids"]
+    theirs = tokenizer.decode(ids[:3]) + " zebra"
+    found = evals.parting(model, tokenizer, messages, ours, theirs)
+    assert found.position == 3 and found.ours == tokenizer.decode(ids[3:4])
+    assert found.theirs == " zebra" and found.logit_gap > 0  # greedy picked ours: the top logit
+    assert "after 3 tokens" in str(found)
+    # an answer that stopped where the other went on parts at its end-of-text token
+    ended = evals.parting(model, tokenizer, messages, tokenizer.decode(ids[:3]), ours)
+    assert ended.position == 3 and ended.ours == tokenizer.eos_token

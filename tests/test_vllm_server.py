@@ -48,9 +48,9 @@ def serve_env(tmp_path: Path, monkeypatch, script: str) -> Path:
     return env
 
 
-def adapter(folder: Path) -> Path:
+def adapter(folder: Path, config: str = '{"r": 16}') -> Path:
     folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text("{}")
+    (folder / "adapter_config.json").write_text(config)
     return folder
 
 
@@ -99,3 +99,26 @@ def test_an_adapter_folder_must_hold_an_adapter(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="'tickets'.*no adapter_config.json"):
         vllm_server.start_vllm("m", {"tickets": tmp_path / "empty"})
+
+
+def test_the_lora_rank_vllm_is_given_holds_every_adapter(tmp_path):
+    assert vllm_server.adapter_rank(adapter(tmp_path / "r16")) == 16
+    assert vllm_server.adapter_rank(adapter(tmp_path / "peft-default", "{}")) == 8  # PEFT's r
+    patterned = adapter(tmp_path / "pattern", '{"r": 8, "rank_pattern": {"q_proj": 24}}')
+    assert vllm_server.adapter_rank(patterned) == 24
+    assert [vllm_server.vllm_lora_rank(r) for r in (1, 4, 16, 24, 320)] == [1, 8, 16, 32, 320]
+    with pytest.raises(ValueError, match="above vLLM's largest.*serve.merge"):
+        vllm_server.vllm_lora_rank(1024)
+    with pytest.raises(ValueError, match=r"'voice'.*adapter_config.json:2: not valid JSON"):
+        vllm_server.adapter_rank(adapter(tmp_path / "broken", '{"r": 16,\n oops}'), "voice")
+    with pytest.raises(ValueError, match=r"rank\(s\) \[0\].*positive whole number"):
+        vllm_server.adapter_rank(adapter(tmp_path / "zero", '{"r": 0}'))
+
+
+def test_the_largest_adapter_rank_is_the_servers(tmp_path, monkeypatch):
+    serve_env(tmp_path, monkeypatch, FAKE_SERVER)
+    adapters = {"small": adapter(tmp_path / "a", '{"r": 4}'), "big": adapter(tmp_path / "b", '{"r": 32}')}
+    with vllm_server.start_vllm(tmp_path / "smollm2", adapters, timeout=30) as server:
+        arguments = server.log.read_text()
+    assert "--max-lora-rank 32" in arguments and "--max-loras 2" in arguments
+    assert "--gpu-memory-utilization" not in arguments  # a stand-in is no CUDA build
