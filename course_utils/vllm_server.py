@@ -124,7 +124,9 @@ def start_vllm(model: str | Path, adapters: dict[str, str | Path] | None = None,
                     "--max-loras", str(len(adapters)), "--lora-modules",
                     *(f"{name}={folder}" for name, folder in adapters.items())]
     environment = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gb),
-                   "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+                   # a model folder needs no hub (never wait on it); a hub id (Colab) does
+                   "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE",
+                                                    "1" if Path(str(model)).is_dir() else "0"),
                    "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
     environment.pop("VIRTUAL_ENV", None)
     started = time.perf_counter()
