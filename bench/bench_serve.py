@@ -1,4 +1,4 @@
-"""The course's server, batching, vs its previous version (one request at a time), side by side.
+"""The course's server, continuously batching, vs static batching and its first version, side by side.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_serve.py [--requests 16] [--out FILE]
 
@@ -8,7 +8,10 @@ process, on the same model, adapter and prompts:
 
 - "previous": course_utils/serve.py as it was at commit PREVIOUS (read from git), which
   generated one request at a time behind a lock with `model.generate`;
-- "batching": course_utils.server now: queued requests for one adapter decoded together.
+- "static batching": course_utils.server with schedule="static": queued requests for one
+  adapter decoded together, the next batch formed when the last has ended;
+- "continuous batching": course_utils.server now: requests join the running batch at every
+  step, base and adapter rows in the same forward pass (PEFT's adapter_names).
 
 Two kinds of traffic: base-only (every request names the base model), and mixed (every other
 request names the ticket adapter, a LoRA trained for a few steps here so it answers in the
@@ -74,22 +77,23 @@ def main(argv: list[str] | None = None) -> int:
                "mixed (half adapter)": [("tickets" if i % 2 else base_name, p)
                                         for i, p in enumerate(prompts)]}
     old = previous_serve()
-    servers = {"previous (one at a time)": old, "batching (now)": serve}
+    servers = {"previous (one at a time)": (old, {}),
+               "static batching": (serve, {"schedule": "static"}),
+               "continuous batching (now)": (serve, {"schedule": "continuous"})}
     results = {}
     # alternate which server goes first, so neither always gets the warmer machine
     order = [("base only", list(servers)), ("mixed (half adapter)", list(servers)[::-1])]
     for kind, names in order:
         for name in names:
-            module = servers[name]
+            module, options = servers[name]
             served = module.load_adapters(copy.deepcopy(model), {"tickets": folder})
-            with module.start(served, tokenizer, base_name=base_name) as running:
+            with module.start(served, tokenizer, base_name=base_name, **options) as running:
                 module.chat_completion(running.url, base_name, prompts[0], max_tokens=4)  # warm
                 print(f"{name}, {kind} ...", flush=True)
                 results[name, kind] = serve.burst(running.url, traffic[kind], THREADS, MAX_TOKENS)
             del served
     vllm = None if args.skip_vllm else vllm_server.vllm_version()
     if vllm:  # the production engine, same model, adapter and bursts, after the others
-        del model, adapter
         print(f"{vllm}, starting ...", flush=True)
         engine = f"vLLM ({vllm.split()[-1]}, CPU)" if "cpu" in vllm else f"vLLM ({vllm.split()[-1]})"
         with vllm_server.start_vllm(models.offline_cache_path(models.resolve(None)),
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind, _ in order:
                 print(f"{engine}, {kind} ...", flush=True)
                 results[engine, kind] = serve.burst(running.url, traffic[kind], THREADS, MAX_TOKENS)
-        servers[engine] = None
+        servers[engine] = (None, {})
     else:
         print("vLLM left out: --skip-vllm, or its environment is not built (make serve-env)")
     lines = [f"Written by `bench/bench_serve.py` on {benchmarks.machine()}, torch "
@@ -120,17 +124,35 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {kind} | {name} | {r.requests_per_second:.2f} | "
                          f"{r.percentile(50):.1f} s | {r.percentile(95):.1f} s | "
                          f"{len(r.errors)} | {same}/{len(reference)} |")
-    speedups = {kind: results["batching (now)", kind].requests_per_second
-                / results["previous (one at a time)", kind].requests_per_second
-                for kind, _ in order}
-    lines += ["", "Batching serves " + ", ".join(f"{s:.1f}x the requests/s on {k} traffic"
-                                                for k, s in speedups.items())
-              + " of the previous server."]
+    def ratio(name: str, other: str, kind: str) -> str:
+        return (f"{results[name, kind].requests_per_second / results[other, kind].requests_per_second:.2f}x")
+
+    now = "continuous batching (now)"
+    lines += ["", "Continuous batching serves " + ", ".join(
+        f"{ratio(now, 'previous (one at a time)', k)} the requests/s of the previous server and "
+        f"{ratio(now, 'static batching', k)} those of static batching on {k} traffic"
+        for k, _ in order) + "."]
     engines = [name for name in servers if name.startswith("vLLM")]
     if engines:
         lines[-1] += " Against vLLM: " + ", ".join(
-            f"{results['batching (now)', kind].requests_per_second / results[engines[0], kind].requests_per_second:.2f}x "
-            f"its requests/s on {kind} traffic" for kind, _ in order) + "."
+            f"{ratio(now, engines[0], kind)} its requests/s on {kind} traffic"
+            for kind, _ in order) + "."
+    # where an answer differs from the previous server's: after how many tokens, and how close
+    # the model itself was to a tie there (rounding flips a near tie; a whole logit is not that)
+    judges = {base_name: model.eval(), "tickets": adapter.model.eval()}
+    differences = []
+    for kind, _ in order:
+        reference = results[next(iter(servers)), kind].answers
+        for name in list(servers)[1:]:
+            for (served, messages), got, want in zip(traffic[kind], results[name, kind].answers,
+                                                     reference):
+                if got is not None and got != want:
+                    found = evals.parting(judges[served], tokenizer, messages, want, got)
+                    differences.append(f"{name}, {kind}, {served} request: {found}")
+    if differences:
+        lines += ["", "Answers that differ from the previous server's, and where they part "
+                      "(the previous server's token first, its logit minus the other's):", ""]
+        lines += [f"- {line}" for line in differences]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -309,3 +309,26 @@ def fewer_layers(model, n_layers: int | None = None, keep: list[int] | None = No
     smaller.course_source = f"{getattr(model, 'course_source', model.name_or_path)} " \
                             f"({n_layers} of {len(layers)} layers{which})"
     return smaller
+
+
+def random_adapter(base, target_modules: list[str], r: int = 8, scale: float = 0.05,
+                   seed: int = 0):
+    """A PeftModel with a random LoRA adapter on a copy of `base`: B scaled by `scale` from
+    PEFT's random init, so the answers change and stay readable. For engine checks (`make
+    test-serve`, `make test-gguf`) that need an adapter without training one."""
+    import copy
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from .train import _library_deprecations_hidden
+    torch.manual_seed(seed)
+    config = LoraConfig(r=r, lora_alpha=2 * r, target_modules=target_modules,
+                        init_lora_weights=False, task_type="CAUSAL_LM")
+    with _library_deprecations_hidden():
+        adapted = get_peft_model(copy.deepcopy(base), config)
+    with torch.no_grad():
+        for name, weight in adapted.named_parameters():
+            if "lora_B" in name:
+                weight.mul_(scale)
+    return adapted

@@ -7,7 +7,8 @@ each readable top to bottom, and this one gathers them under the name the chapte
   per name, `promote` (through the course's gate: beat the prompt and what serves now) and
   `rollback`; crash-safe writes and a lock file for processes promoting at once.
 - `course_utils.server`: `start(model, tokenizer)`, an OpenAI-compatible endpoint on localhost
-  that batches queued requests per adapter, samples and streams; `chat_completion` and
+  that batches continuously (requests join the running batch at every step, each with its
+  own adapter), samples and streams; `chat_completion` and
   `request`, a client for it or any OpenAI-compatible server (vLLM's, say).
 - `course_utils.export`: `export_gguf` (a fine-tune as one GGUF file for llama.cpp and
   Ollama), `load_gguf` (read one back), `ollama_modelfile`, `llama_cpp_command`.

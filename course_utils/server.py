@@ -14,17 +14,24 @@ taken from an engine; vLLM, which chapter 07 also runs, does the same with more 
    server's own copy of the tokenizer (a notebook using the tokenizer meanwhile cannot race
    it), and puts a job on a bounded queue. A full queue is answered 503 at once, rather than
    left hanging, with a Retry-After of about the time the queue ahead takes to clear.
-2. One worker thread owns the model. It takes the oldest job, waits `batch_wait` seconds for
-   company, and takes up to `max_batch` queued jobs for the same adapter (a batch shares one
-   adapter; the oldest job's adapter goes first, so no adapter starves).
-3. It decodes the batch token by token with the KV cache (`_decode`): every row picks its own
+2. One worker thread owns the model and keeps a running batch: one row per request, their
+   KV caches side by side (left-padded to one length). Between two decoding steps it admits
+   queued jobs into the free rows (up to `max_batch`): one forward pass over their prompts
+   (the prefill) fills their cache and gives each its first token, and they join the batch.
+   This is continuous batching, as vLLM does it: nobody waits for a batch to end.
+3. Each step is one forward pass over the token every row feeds next. Rows may name
+   different adapters: PEFT's `adapter_names` runs each row's own LoRA (or none for the base
+   model) in the same pass, so mixed traffic shares the steps too. Every row picks its own
    next token (greedy at temperature 0, else sampled with its own temperature, top_p and
-   seeded generator), stops on its own, and a streaming row sends each new piece of text as a
-   server-sent event. This is static batching: a row that finishes early waits for its batch,
-   and a job that arrives mid-batch waits for the next one. vLLM's continuous batching lets
-   new rows join at every step.
+   seeded generator); a streaming row sends each new piece of text as a server-sent event;
+   a row that ends (its stop token, max_tokens, or its client gone) is answered at once and
+   leaves the batch, and the cache columns nobody needs any more are cut.
 
-`server.stats` records requests, errors, batches, adapter switches and latencies. A bad request
+`start(..., schedule="static")` keeps the older way for comparison: a batch, of one adapter's
+requests, is formed only when the model is idle, and a request that arrives meanwhile waits
+for the whole batch to end.
+
+`server.stats` records requests, errors, latencies and every forward pass. A bad request
 gets a 4xx error in OpenAI's JSON shape, a failure inside the server a 500 with its message:
 never a traceback. A client that takes longer than `read_timeout` seconds to send its request
 (idle on a kept-alive connection, or trickling bytes) is hung up on, so it cannot hold a
@@ -58,6 +65,7 @@ ROLES = ("system", "user", "assistant")
 _ROUTES = {"/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET"}
 _DRAIN_LIMIT = 16 * 2**20  # an oversized body up to this is read and dropped before the 413
 MAX_TEMPERATURE = 2.0  # OpenAI's range: 0 to 2
+SCHEDULES = ("continuous", "static")  # when queued requests may join the batch: see start
 
 
 class HttpError(Exception):
@@ -77,20 +85,19 @@ class HttpError(Exception):
 
 @dataclass
 class ServeStats:
-    """What a server has answered: counts, per-request latency, batches, adapter switches."""
+    """What a server has answered: counts, per-request latency, and its decoding steps."""
 
     requests: int = 0  # every HTTP request answered, errors included
     errors: int = 0  # replies with status 400 or above
     by_status: dict[int, int] = field(default_factory=dict)
     by_model: dict[str, int] = field(default_factory=dict)  # chat completions answered
-    # per chat completion: model, seconds (the whole request), queue_seconds (waiting for a
-    # batch), generate_seconds (its batch's decoding), batch_size, prompt_tokens,
-    # completion_tokens
+    # per chat completion: model, seconds (the whole request), queue_seconds (waiting to
+    # join the batch), generate_seconds (from joining to its last token), batch_size (the most
+    # rows it shared a step with), prompt_tokens, completion_tokens
     latencies: list[dict] = field(default_factory=list)
-    # per batch decoded: model, size, steps, seconds
-    batches: list[dict] = field(default_factory=list)
-    # per change of the model serving: from, to, seconds the switch itself took, at (epoch)
-    switches: list[dict] = field(default_factory=list)
+    # per forward pass: kind ("prefill": rows joining; "decode": one token for every row),
+    # rows, adapters (how many different ones the rows ran), seconds
+    steps: list[dict] = field(default_factory=list)
     last_error: str = ""
 
     def percentile(self, q: float, key: str = "seconds") -> float:
@@ -102,12 +109,10 @@ class ServeStats:
         if self.latencies:
             text += (f"; latency median {self.percentile(50) * 1000:.0f} ms, "
                      f"p95 {self.percentile(95) * 1000:.0f} ms")
-        if self.batches:
-            sizes = [b["size"] for b in self.batches]
-            text += f"; {len(sizes)} batches of {statistics.mean(sizes):.1f} on average"
-        if self.switches:
-            median = statistics.median(s["seconds"] for s in self.switches)
-            text += f"; {len(self.switches)} model switches, median {median * 1000:.2f} ms"
+        decodes = [step["rows"] for step in self.steps if step["kind"] == "decode"]
+        if decodes:
+            text += (f"; {len(decodes)} decoding steps of {statistics.mean(decodes):.1f} rows "
+                     f"on average, {len(self.steps) - len(decodes)} prefills")
         return text
 
 
@@ -119,7 +124,7 @@ def _percentile(values, q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
-# ---------------------------------------------------------------------------- jobs and batches
+# ---------------------------------------------------------------------------- jobs, rows, the batch
 
 @dataclass
 class _Job:
@@ -159,12 +164,76 @@ class _Job:
                 return value
 
 
-class _Batcher:
-    """The bounded queue and the one worker thread that decodes batches on the model."""
+@dataclass
+class _Row:
+    """A job being decoded: a row of the running batch."""
 
-    def __init__(self, app: _App, max_batch: int, max_queue: int, batch_wait: float):
+    job: _Job
+    adapter: str  # the PEFT adapter it runs ("__base__" for none), fixed when it joins
+    sample: object  # its sampler: logits -> next token
+    joined: float = field(default_factory=time.perf_counter)
+    tokens: list[int] = field(default_factory=list)
+    sent: str = ""  # the text a streaming row has sent so far
+    widest: int = 0  # the most rows it shared a step with
+
+
+class _Batch:
+    """The rows decoding together (the worker thread's), and the tensors they share: the KV
+    cache (one row per job, left-padded to one length) and its attention mask, 1 where a row
+    has a real token. A row's next token sits at the position that counts its real tokens."""
+
+    def __init__(self):
+        self.rows: list[_Row] = []
+        self.cache = None
+        self.mask = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def keep(self, going: list[int]) -> None:
+        """Drop the rows that ended, and the columns no row still running needs."""
+        import torch
+        if len(going) == len(self.rows):
+            return
+        self.rows = [self.rows[i] for i in going]
+        if not self.rows:
+            self.cache = self.mask = None
+            return
+        index = torch.tensor(going, device=self.mask.device)
+        first = int(self.mask[index].any(0).int().argmax())  # the first column any row uses
+        self.mask = self.mask[index, first:]
+        for layer in self.cache.layers:
+            layer.keys, layer.values = (t[index, :, first:] for t in (layer.keys, layer.values))
+
+    def join(self, rows: list[_Row], cache, mask) -> None:
+        """Add rows prefilled together (their cache and mask) to the running batch, the
+        shorter side padded on the left so every row's latest token is in the last column."""
+        import torch
+        from torch.nn.functional import pad
+        if not rows:
+            return
+        if not self.rows:
+            self.rows, self.cache, self.mask = rows, cache, mask
+            return
+        width = max(self.mask.shape[1], mask.shape[1])
+        grow = [width - self.mask.shape[1], width - mask.shape[1]]
+        self.mask = torch.cat([pad(self.mask, (grow[0], 0)), pad(mask, (grow[1], 0))])
+        for ours, theirs in zip(self.cache.layers, cache.layers):
+            ours.keys = torch.cat([pad(ours.keys, (0, 0, grow[0], 0)),
+                                   pad(theirs.keys, (0, 0, grow[1], 0))])
+            ours.values = torch.cat([pad(ours.values, (0, 0, grow[0], 0)),
+                                     pad(theirs.values, (0, 0, grow[1], 0))])
+        self.rows = self.rows + rows
+
+
+class _Batcher:
+    """The bounded queue, and the one worker thread that owns the model: it admits queued
+    jobs into the running batch and decodes the batch a token at a time."""
+
+    def __init__(self, app: _App, max_batch: int, max_queue: int, batch_wait: float,
+                 schedule: str):
         self.app, self.max_batch, self.max_queue = app, max_batch, max_queue
-        self.batch_wait = batch_wait
+        self.batch_wait, self.schedule = batch_wait, schedule
         self.waiting: deque[_Job] = deque()
         self.changed = threading.Condition()
         self.stopping = False
@@ -186,16 +255,17 @@ class _Batcher:
             self.changed.notify()
 
     def _drain_seconds(self) -> int:
-        """About how long the queue ahead takes to clear, from the last batches' times: the
-        Retry-After of a refusal (whole seconds, 1 to 60, as OpenAI's client reads it)."""
+        """About how long the queue ahead takes to clear, from the time the last answers took
+        to decode, per batch ahead: the Retry-After of a refusal (whole seconds, 1 to 60, as
+        OpenAI's client reads it)."""
         with self.app.stats_lock:
-            recent = [b["seconds"] for b in self.app.stats.batches[-5:]]
-        per_batch = statistics.median(recent) if recent else 1.0
+            recent = [r["generate_seconds"] for r in self.app.stats.latencies[-5:]]
+        per_answer = statistics.median(recent) if recent else 1.0
         batches_ahead = len(self.waiting) / self.max_batch + 1  # the queue and the one running
-        return max(1, min(60, math.ceil(per_batch * batches_ahead)))
+        return max(1, min(60, math.ceil(per_answer * batches_ahead)))
 
     def stop(self, timeout: float = 30) -> None:
-        """Refuse new jobs, answer the queued ones 503, and let the batch in progress finish."""
+        """Refuse new jobs, answer the queued ones 503, and let the rows decoding finish."""
         with self.changed:
             self.stopping = True
             left, self.waiting = list(self.waiting), deque()
@@ -205,41 +275,63 @@ class _Batcher:
                                         code="server_stopping"))
         self.thread.join(timeout)
 
-    def _next_batch(self) -> list[_Job] | None:
+    def _admit(self) -> list[_Job] | None:
+        """The queued jobs to start now ([] for none, None to stop). With nothing decoding it
+        waits for a job, then `batch_wait` seconds for company. While rows decode, the
+        continuous schedule admits jobs into the free rows at every step; the static one
+        admits none until the whole batch has ended."""
+        busy = len(self.app.batch)
         with self.changed:
-            self.changed.wait_for(lambda: self.waiting or self.stopping)
+            if not busy:
+                self.changed.wait_for(lambda: self.waiting or self.stopping)
+                if self.batch_wait > 0 and len(self.waiting) < self.max_batch:
+                    # give a burst's other requests a moment to arrive and share the prefill
+                    self.changed.wait_for(lambda: len(self.waiting) >= self.max_batch
+                                          or self.stopping, timeout=self.batch_wait)
             if self.stopping:
-                return None
-            if self.batch_wait > 0 and len(self.waiting) < self.max_batch:
-                # give a burst's other requests a moment to arrive and share the batch
-                self.changed.wait_for(lambda: len(self.waiting) >= self.max_batch
-                                      or self.stopping, timeout=self.batch_wait)
-                if self.stopping:
-                    return None
-            name = self.waiting[0].name
-            batch = [job for job in self.waiting if job.name == name][: self.max_batch]
-            taken = set(map(id, batch))
-            self.waiting = deque(job for job in self.waiting if id(job) not in taken)
-            return batch
+                return [] if busy else None  # the rows decoding finish first
+            if not self.waiting or (busy and self.schedule == "static"):
+                return []
+            room = self.max_batch - busy
+            if self.schedule == "static":  # a batch of the oldest job's adapter, as before
+                name = self.waiting[0].name
+                taken = [job for job in self.waiting if job.name == name][:room]
+            else:  # the oldest jobs, whatever adapters they name
+                taken = list(self.waiting)[:room]
+            chosen = set(map(id, taken))
+            self.waiting = deque(job for job in self.waiting if id(job) not in chosen)
+            return taken
 
     def _work(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            try:
-                self.app.decode(batch)
-            except Exception as error:  # a failure inside the server: say what, not where
-                message = f"the server failed while answering: {type(error).__name__}: {error}"
-                for job in batch:
-                    job.send("error", HttpError(500, message))
+        batch = self.app.batch
+        while (jobs := self._admit()) is not None:
+            if jobs:
+                self._guarded(self.app.prefill, jobs, jobs)
+            if batch.rows:
+                self._guarded(self.app.step, [row.job for row in batch.rows])
 
+    def _guarded(self, work, jobs: list[_Job], *args) -> None:
+        """Run one prefill or step; if it fails, answer its jobs 500 (what failed, not where)
+        and drop their rows."""
+        try:
+            work(*args)
+        except Exception as error:
+            message = f"the server failed while answering: {type(error).__name__}: {error}"
+            failed = set(map(id, jobs))
+            batch = self.app.batch
+            with self.app.generate_lock:
+                batch.keep([i for i, row in enumerate(batch.rows) if id(row.job) not in failed])
+            for job in jobs:
+                job.send("error", HttpError(500, message))
 
-# ---------------------------------------------------------------------------- the app
 
 class _App:
     """The server's state: the model, its served names, the batcher and the stats."""
 
     def __init__(self, model, tokenizer, adapters: dict[str, str], base_name: str,
                  api_key: str | None, max_tokens_cap: int, default_max_tokens: int,
-                 max_body_bytes: int, max_batch: int, max_queue: int, batch_wait: float):
+                 max_body_bytes: int, max_batch: int, max_queue: int, batch_wait: float,
+                 schedule: str):
         self.model, self.tokenizer = model, tokenizer
         self.adapters, self.base_name = adapters, base_name
         self.api_key, self.max_tokens_cap = api_key, max_tokens_cap
@@ -247,11 +339,12 @@ class _App:
         self.is_peft = hasattr(model, "peft_config")
         self.stops = _stop_ids(model, tokenizer)
         self.created = int(time.time())
-        self.generate_lock = threading.Lock()  # held by the worker while it decodes a batch
+        # held by the worker for each prefill and step, and by `route` to change the names
+        self.generate_lock = threading.Lock()
         self.stats_lock = threading.Lock()
         self.stats = ServeStats()
-        self.serving: str | None = None  # the name the model was last set up for
-        self.batcher = _Batcher(self, max_batch, max_queue, batch_wait)
+        self.batch = _Batch()
+        self.batcher = _Batcher(self, max_batch, max_queue, batch_wait, schedule)
 
     @property
     def names(self) -> list[str]:
@@ -286,6 +379,7 @@ class _App:
     def health(self) -> dict:
         return {"status": "ok", "model": self.base_name, "adapters": list(self.adapters),
                 "requests": self.stats.requests, "queued": len(self.batcher.waiting),
+                "decoding": len(self.batch),
                 "uptime_seconds": int(time.time()) - self.created}
 
     def list_models(self) -> dict:
@@ -355,85 +449,106 @@ class _App:
 
     # -- decoding (the worker thread only)
 
-    def decode(self, jobs: list[_Job]) -> None:
-        """Answer a batch of jobs for one served name, token by token: a forward pass over
-        the whole batch per step, each row's own next token, each row stopping on its own."""
+    def prefill(self, jobs: list[_Job]) -> None:
+        """Start `jobs`: one forward pass over their prompts (left-padded to one width) fills
+        their KV cache and gives each its first token; the rows still going join the batch."""
         import torch
         started = time.perf_counter()
-        rows = len(jobs)
         width = max(len(job.prompt) for job in jobs)
         pad = self.tokenizer.pad_token_id
-        # left padding: every row's last prompt token sits in the last column, where the
-        # next token's logits come from
-        ids = torch.tensor([[pad] * (width - len(j.prompt)) + j.prompt for j in jobs])
-        mask = torch.tensor([[0] * (width - len(j.prompt)) + [1] * len(j.prompt) for j in jobs])
+        device = self.model.device
+        # left padding: every row's last prompt token sits in the last column
+        ids = torch.tensor([[pad] * (width - len(j.prompt)) + j.prompt for j in jobs],
+                           device=device)
+        mask = torch.tensor([[0] * (width - len(j.prompt)) + [1] * len(j.prompt) for j in jobs],
+                            device=device)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # each row counts from its first token
-        samplers = [_sampler(job) for job in jobs]
-        new: list[list[int]] = [[] for _ in jobs]
-        finish: list[str | None] = [None] * rows
-        sent = [""] * rows  # the text a streaming row has sent so far
-        steps, cache = 0, None
-        with self.generate_lock, self._serving(jobs[0].name), torch.no_grad():
-            device = self.model.device
-            ids, mask, positions = ids.to(device), mask.to(device), positions.to(device)
-            while any(f is None for f in finish):
-                out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                 past_key_values=cache, use_cache=True)
-                cache, logits = out.past_key_values, out.logits[:, -1, :].float()
-                steps += 1
-                step = []
-                for r, job in enumerate(jobs):
-                    if finish[r] is not None:
-                        step.append(pad)  # a finished row rides along until the batch ends
-                        continue
-                    token = samplers[r](logits[r])
-                    new[r].append(token)
-                    step.append(token)
-                    if token in self.stops:
-                        finish[r] = "stop"
-                    elif len(new[r]) >= job.max_tokens:
-                        finish[r] = "length"
-                    elif job.cancelled:
-                        finish[r] = "cancelled"
-                    if job.stream:
-                        text = self._text(new[r])
-                        if text.startswith(sent[r]) and len(text) > len(sent[r]):
-                            job.send("text", text[len(sent[r]):])
-                            sent[r] = text
-                ids = torch.tensor(step, device=device)[:, None]
-                mask = torch.cat([mask, mask.new_ones(rows, 1)], dim=1)
-                positions = positions[:, -1:] + 1
-        seconds = time.perf_counter() - started
+        with self.generate_lock:
+            rows = [_Row(job, self._adapter(job.name), _sampler(job)) for job in jobs]
+            logits, cache = self._forward(rows, ids, mask, positions, None)
+            self._record("prefill", rows, started)
+            going = self._advance(rows, logits, len(self.batch) + len(rows))
+            self.batch.join([rows[i] for i in going], *_select(cache, mask, going))
+
+    def step(self) -> None:
+        """One decoding step for every running row: one forward pass over the token each row
+        feeds next, then each row's own next token, and the rows that ended leave."""
+        import torch
+        started = time.perf_counter()
+        batch = self.batch
+        with self.generate_lock:
+            ids = torch.tensor([[row.tokens[-1]] for row in batch.rows], device=batch.mask.device)
+            positions = batch.mask.sum(-1, keepdim=True)
+            batch.mask = torch.cat([batch.mask, batch.mask.new_ones(len(batch), 1)], dim=1)
+            logits, batch.cache = self._forward(batch.rows, ids, batch.mask, positions,
+                                                batch.cache)
+            self._record("decode", batch.rows, started)
+            batch.keep(self._advance(batch.rows, logits, len(batch)))
+
+    def _forward(self, rows: list[_Row], ids, mask, positions, cache):
+        """The model on these rows: the last position's logits and the grown KV cache. Each
+        row runs its own adapter: PEFT's `adapter_names` mixes LoRA adapters in one batch.
+        Rows that all run one adapter take PEFT's plain path with it active instead, which is
+        faster (no sub-batch per adapter in every layer)."""
+        import torch
+        kwargs, adapters = {}, {row.adapter for row in rows}
+        if self.is_peft and len(adapters) == 1 and "__base__" not in adapters:
+            if self.model.active_adapter != rows[0].adapter:
+                self.model.set_adapter(rows[0].adapter)
+        elif self.is_peft:
+            kwargs["adapter_names"] = [row.adapter for row in rows]
+        with torch.no_grad():
+            out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                             past_key_values=cache, use_cache=True, logits_to_keep=1, **kwargs)
+        return out.logits[:, -1, :].float(), out.past_key_values
+
+    def _advance(self, rows: list[_Row], logits, width: int) -> list[int]:
+        """Each row's next token from its logits (its own sampler); a row that ends is answered
+        at once. Returns the indices of the rows still going."""
+        going = []
+        for r, row in enumerate(rows):
+            job = row.job
+            token = row.sample(logits[r])
+            row.tokens.append(token)
+            row.widest = max(row.widest, width)
+            finish = ("stop" if token in self.stops else
+                      "length" if len(row.tokens) >= job.max_tokens else
+                      "cancelled" if job.cancelled else None)
+            if job.stream:
+                text = self._text(row.tokens)
+                if text.startswith(row.sent) and len(text) > len(row.sent):
+                    job.send("text", text[len(row.sent):])
+                    row.sent = text
+            if finish is None:
+                going.append(r)
+                continue
+            job.send("done", {"text": self._text(row.tokens), "finish": finish,
+                              "completion_tokens": len(row.tokens), "batch_size": row.widest,
+                              "queue_seconds": row.joined - job.queued,
+                              "generate_seconds": time.perf_counter() - row.joined})
+        return going
+
+    def _adapter(self, name: str) -> str:
+        return "__base__" if name == self.base_name else self.adapters[name]
+
+    def _record(self, kind: str, rows: list[_Row], started: float) -> None:
         with self.stats_lock:
-            self.stats.batches.append({"model": jobs[0].name, "size": rows, "steps": steps,
-                                       "seconds": seconds})
-        for r, job in enumerate(jobs):
-            job.send("done", {"text": self._text(new[r]), "finish": finish[r],
-                              "completion_tokens": len(new[r]), "batch_size": rows,
-                              "queue_seconds": started - job.queued,
-                              "generate_seconds": seconds})
+            self.stats.steps.append({"kind": kind, "rows": len(rows),
+                                     "adapters": len({row.adapter for row in rows}),
+                                     "seconds": time.perf_counter() - started})
 
     def _text(self, tokens: list[int]) -> str:
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
         return text.rstrip("\ufffd")  # half a multi-byte character waits for its other half
 
-    @contextlib.contextmanager
-    def _serving(self, name: str):
-        """Set the model up for `name` (under the generation lock): its adapter active, or
-        every adapter off for the base model. Records the time each change takes."""
-        with contextlib.ExitStack() as stack:
-            start = time.perf_counter()
-            if self.is_peft and name == self.base_name:
-                stack.enter_context(self.model.disable_adapter())
-            elif self.is_peft and self.model.active_adapter != self.adapters[name]:
-                self.model.set_adapter(self.adapters[name])
-            seconds = time.perf_counter() - start
-            if self.serving is not None and name != self.serving:
-                with self.stats_lock:
-                    self.stats.switches.append({"from": self.serving, "to": name,
-                                                "seconds": seconds, "at": time.time()})
-            self.serving = name
-            yield
+
+def _select(cache, mask, going: list[int]):
+    """The rows `going` of a freshly prefilled cache and its mask."""
+    import torch
+    index = torch.tensor(going, dtype=torch.long, device=mask.device)
+    for layer in cache.layers:
+        layer.keys, layer.values = layer.keys[index], layer.values[index]
+    return cache, mask[index]
 
 
 def _sampler(job: _Job):
@@ -846,23 +961,36 @@ class Server:
 
     @property
     def stats(self) -> ServeStats:
-        """A snapshot of the server's counts, latencies, batches and switches."""
+        """A snapshot of the server's counts, latencies and decoding steps."""
         with self._app.stats_lock:
             return copy.deepcopy(self._app.stats)
 
-    def route(self, name: str, adapter: str) -> None:
+    def route(self, name: str, adapter: str, timeout: float = 120) -> None:
         """Point requests for `name` at `adapter`, an adapter loaded on the served model (a
-        newly promoted version, say), without a restart. It waits for the batch in progress,
-        so every request is answered whole by the old adapter or the new one."""
-        if name == self._app.base_name:
+        newly promoted version, say), without a restart. Requests that join the batch from
+        the next step on get the new adapter; those already decoding finish on the old one,
+        so every request is answered whole by one of them. It returns when none of those is
+        left (then the old adapter can be deleted)."""
+        app = self._app
+        if name == app.base_name:
             raise ValueError(f"{name!r} is the base model's name: it always means no adapter")
-        with self._app.generate_lock:
-            routes = _served_adapters(self._app.model, {**self._app.adapters, name: adapter})
-            self._app.adapters = routes  # one assignment: a batch sees the old map or the new
+        with app.generate_lock:  # between two steps
+            routes = _served_adapters(app.model, {**app.adapters, name: adapter})
+            old, app.adapters = app.adapters.get(name), routes
+
+        def old_ones_decoding() -> bool:
+            with app.generate_lock:
+                return any(row.job.name == name and row.adapter == old for row in app.batch.rows)
+        deadline = time.monotonic() + timeout
+        while old != adapter and old_ones_decoding():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"requests for {name!r} on {old!r} were still decoding after "
+                                   f"{timeout} s: the route is made, but keep {old!r} loaded")
+            time.sleep(0.01)
 
     def stop(self) -> None:
         """Stop answering, hang up open connections and free the port. Queued requests are
-        answered 503; a batch still decoding is let finish (up to 30 s) first."""
+        answered 503; the rows still decoding are let finish (up to 30 s) first."""
         if self._thread.is_alive():
             self._httpd.shutdown()  # no new connections
             self._thread.join()
@@ -886,7 +1014,8 @@ def start(model, tokenizer, adapters: dict[str, str] | list[str] | None = None, 
           allow_remote: bool = False, base_name: str | None = None,
           max_tokens_cap: int = 512, default_max_tokens: int = 64,
           max_body_bytes: int = 1_000_000, max_batch: int = 8, max_queue: int = 64,
-          batch_wait: float = 0.02, read_timeout: float = 20) -> Server:
+          batch_wait: float = 0.02, read_timeout: float = 20,
+          schedule: str = "continuous") -> Server:
     """Serve `model` over HTTP in background threads; returns the running Server.
 
     `adapters` maps the names requests use to adapters loaded on the PeftModel `model`
@@ -896,9 +1025,12 @@ def start(model, tokenizer, adapters: dict[str, str] | list[str] | None = None, 
     unless allow_remote=True. With `api_key` (read it from an environment variable, never
     write it in a notebook) requests must send 'Authorization: Bearer <key>'.
 
-    Up to `max_batch` queued requests for one name are decoded together; at most `max_queue`
-    wait (then 503 with Retry-After); the worker waits `batch_wait` seconds for a batch to
-    fill; a client gets `read_timeout` seconds to send each request.
+    Up to `max_batch` requests decode together, whatever adapters they name; at most
+    `max_queue` wait (then 503 with Retry-After); an idle worker waits `batch_wait` seconds for
+    a burst's requests to arrive together; a client gets `read_timeout` seconds to send each
+    request. schedule="continuous" lets queued requests join the batch at every step;
+    "static" forms a batch (of one adapter's requests) only when the last one has ended, as
+    servers did before continuous batching: kept to measure the difference.
     """
     if not _is_loopback(host) and not allow_remote:
         raise ValueError(f"host={host!r} would let other machines query the model: the course "
@@ -923,12 +1055,21 @@ def start(model, tokenizer, adapters: dict[str, str] | list[str] | None = None, 
                          ("max_queue", max_queue)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{label} must be a positive whole number, got {value!r}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    other = {name: config.peft_type for name, config in
+             (getattr(model, "peft_config", None) or {}).items()
+             if getattr(config.peft_type, "value", config.peft_type) != "LORA"}
+    if other:
+        raise ValueError(f"the server runs LoRA adapters (each request's own, through PEFT's "
+                         f"adapter_names); {', '.join(f'{n!r} is {t}' for n, t in other.items())}:"
+                         f" merge it into the base (serve.merge) and serve that model instead")
     if not batch_wait >= 0 or not read_timeout > 0:
         raise ValueError(f"batch_wait must be 0 or more and read_timeout above 0 (seconds), "
                          f"got {batch_wait!r} and {read_timeout!r}")
     app = _App(model.eval(), copy.deepcopy(tokenizer), served, base_name, api_key,
                max_tokens_cap, default_max_tokens, max_body_bytes, max_batch, max_queue,
-               batch_wait)
+               batch_wait, schedule)
     try:
         httpd = _HTTPServer((host, port), app, read_timeout)
     except BaseException:

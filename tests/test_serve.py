@@ -1,6 +1,7 @@
 """course_utils.server (as the chapter calls it, through serve): the local OpenAI-compatible
-server against real HTTP requests: replies, every error, bursts batched without mixing requests
-or adapters, sampling, streaming, a full queue, slow clients; and serve's model helpers."""
+server against real HTTP requests: replies, every error, bursts batched (requests joining a
+running batch, adapters mixed in it) without an answer reaching the wrong request, sampling,
+streaming, a full queue, slow clients; and serve's model helpers."""
 
 import copy
 import http.client
@@ -111,18 +112,18 @@ def test_models_and_health(server):
 
 def test_each_request_gets_the_adapter_it_names(server, adapters):
     expected = adapters[1]
-    before = len(server.stats.switches)
+    before = len(server.stats.steps)
     order = ["tickets", "voice", BASE, "tickets", BASE, "voice"]
     answers = [call(server.url, "/v1/chat/completions", chat(name, 1))[1] for name in order]
     assert [a["choices"][0]["message"]["content"] for a in answers] == [
         expected[name, 1] for name in order]
     assert len({expected[name, 1] for name in order}) == 3  # the three models answer differently
-    switches = server.stats.switches[before:]
-    assert [(s["from"], s["to"]) for s in switches][-5:] == list(zip(order, order[1:]))
-    assert all(0 <= s["seconds"] < 1 and s["at"] > 0 for s in switches)
+    steps = server.stats.steps[before:]  # one at a time: a prefill each, one row, one adapter
+    assert [s["kind"] for s in steps].count("prefill") == len(order)
+    assert all(s["rows"] == 1 and s["adapters"] == 1 and s["seconds"] > 0 for s in steps)
 
 
-def test_a_concurrent_burst_is_answered_without_mixing_adapters(server, adapters):
+def test_a_concurrent_burst_mixes_adapters_in_a_batch_and_answers_each_its_own(server, adapters):
     expected, names = adapters[1], [BASE, "tickets", "voice"]
     jobs = [(names[i % 3], i % len(PROMPTS)) for i in range(16)]
     before = server.stats
@@ -137,6 +138,9 @@ def test_a_concurrent_burst_is_answered_without_mixing_adapters(server, adapters
     burst = after.latencies[-16:]
     assert all(r["seconds"] >= r["generate_seconds"] > 0 and r["queue_seconds"] >= 0
                for r in burst)
+    steps = after.steps[len(before.steps):]
+    assert max(s["adapters"] for s in steps) > 1  # rows of different adapters in one pass
+    assert sum(s["rows"] for s in steps if s["kind"] == "prefill") == 16
     assert "requests" in str(after) and "latency median" in str(after)
 
 
@@ -320,19 +324,57 @@ def test_route_points_a_name_at_another_loaded_adapter_without_a_restart(tiny_mo
 
 def test_a_burst_for_one_adapter_is_decoded_in_shared_batches(server, adapters):
     expected = adapters[1]
-    before = len(server.stats.batches)
+    before = len(server.stats.steps)
     jobs = [("tickets", i % len(PROMPTS)) for i in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
         replies = list(pool.map(lambda job: call(server.url, "/v1/chat/completions",
                                                  chat(job[0], job[1])), jobs))
     assert [r["choices"][0]["message"]["content"] for _, r in replies] == [
         expected[job] for job in jobs]  # batched rows: each answer the one it gets alone
-    batches = server.stats.batches[before:]
-    assert sum(b["size"] for b in batches) == 8 and max(b["size"] for b in batches) > 1
-    assert all(b["model"] == "tickets" and b["steps"] <= MAX_TOKENS for b in batches)
+    steps = server.stats.steps[before:]
+    assert sum(s["rows"] for s in steps if s["kind"] == "prefill") == 8
+    assert max(s["rows"] for s in steps) > 1 and all(s["adapters"] == 1 for s in steps)
+    assert all(s["rows"] <= 8 for s in steps)  # max_batch
     latencies = server.stats.latencies[-8:]
     assert max(r["batch_size"] for r in latencies) > 1
-    assert "batches of" in str(server.stats)
+    assert "decoding steps of" in str(server.stats)
+
+
+@pytest.mark.parametrize("schedule", ["continuous", "static"])
+def test_a_request_joins_the_running_batch_only_when_continuous(tiny_model, adapters, schedule):
+    """A long answer is decoding when a short request arrives: continuously batched, the short
+    one joins at the next step and is answered first, each answer still its own; statically
+    batched, it waits for the long one to end."""
+    base, tokenizer = tiny_model
+    model = serve.load_adapters(copy.deepcopy(base), adapters[0])
+    model.register_forward_pre_hook(lambda *_: time.sleep(0.02))  # a slower model: 20 ms a step
+    with serve.start(model, tokenizer, base_name=BASE, max_tokens_cap=32,
+                     schedule=schedule) as running:
+        app = running._app
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            long = pool.submit(call, running.url, "/v1/chat/completions",
+                               chat("voice", 0, max_tokens=30))
+            deadline = time.monotonic() + 30
+            while not app.batch.rows:  # the long answer is decoding
+                assert time.monotonic() < deadline, "the server never started the first request"
+                time.sleep(0.005)
+            short = pool.submit(call, running.url, "/v1/chat/completions", chat("tickets", 1))
+            (_, short_reply), (_, long_reply) = short.result(), long.result()
+        stats = running.stats
+    assert short_reply["choices"][0]["message"]["content"] == adapters[1]["tickets", 1]
+    assert long_reply["usage"]["completion_tokens"] == 30  # this tiny model never stops early
+    shared = max(s["rows"] for s in stats.steps if s["kind"] == "decode")
+    if schedule == "continuous":
+        assert shared == 2 and max(s["adapters"] for s in stats.steps) == 2
+        assert stats.latencies[0]["model"] == "tickets"  # answered first
+    else:
+        assert shared == 1 and [r["model"] for r in stats.latencies] == ["voice", "tickets"]
+
+
+def test_start_checks_the_schedule(tiny_model):
+    model, tokenizer = tiny_model
+    with pytest.raises(ValueError, match="schedule must be one of continuous, static"):
+        serve.start(model, tokenizer, schedule="greedy")
 
 
 def test_sampling_follows_temperature_top_p_and_seed(server, adapters):
@@ -431,8 +473,8 @@ def test_a_full_queue_is_answered_503_with_retry_after_at_once(tiny_model):
                 health = raw_exchange(running, b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")
             assert [f.result()[0] for f in waiting] == [200, 200, 200]  # then all answered
     head, _, body = refused.partition(b"\r\n\r\n")
-    # no batch has run yet to time, so a batch counts a second: the 2 queued and the one
-    # running take 2 batches of 1 (max_batch 1) + 1 = 3 s to clear
+    # no answer has been timed yet, so an answer counts a second: the 2 queued and the one
+    # decoding take 2 batches of 1 (max_batch 1) + 1 = 3 s to clear
     assert head.startswith(b"HTTP/1.1 503") and b"\r\nRetry-After: 3\r\n" in head
     error = json.loads(body)["error"]
     assert error["code"] == "server_busy" and "2 requests are already queued" in error["message"]
