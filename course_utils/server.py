@@ -66,6 +66,7 @@ _ROUTES = {"/v1/chat/completions": "POST", "/v1/models": "GET", "/health": "GET"
 _DRAIN_LIMIT = 16 * 2**20  # an oversized body up to this is read and dropped before the 413
 MAX_TEMPERATURE = 2.0  # OpenAI's range: 0 to 2
 SCHEDULES = ("continuous", "static")  # when queued requests may join the batch: see start
+STEPS_KEPT = 100_000  # ServeStats.steps keeps the latest forward passes (hours of serving)
 
 
 class HttpError(Exception):
@@ -95,8 +96,8 @@ class ServeStats:
     # join the batch), generate_seconds (from joining to its last token), batch_size (the most
     # rows it shared a step with), prompt_tokens, completion_tokens
     latencies: list[dict] = field(default_factory=list)
-    # per forward pass: kind ("prefill": rows joining; "decode": one token for every row),
-    # rows, adapters (how many different ones the rows ran), seconds
+    # per forward pass, the latest STEPS_KEPT: kind ("prefill": rows joining; "decode": one
+    # token for every row), rows, adapters (how many different ones the rows ran), seconds
     steps: list[dict] = field(default_factory=list)
     last_error: str = ""
 
@@ -533,9 +534,12 @@ class _App:
 
     def _record(self, kind: str, rows: list[_Row], started: float) -> None:
         with self.stats_lock:
-            self.stats.steps.append({"kind": kind, "rows": len(rows),
-                                     "adapters": len({row.adapter for row in rows}),
-                                     "seconds": time.perf_counter() - started})
+            steps = self.stats.steps
+            steps.append({"kind": kind, "rows": len(rows),
+                          "adapters": len({row.adapter for row in rows}),
+                          "seconds": time.perf_counter() - started})
+            if len(steps) > STEPS_KEPT:  # a server that runs for days must not grow forever
+                del steps[: len(steps) - STEPS_KEPT]
 
     def _text(self, tokens: list[int]) -> str:
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
