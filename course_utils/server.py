@@ -183,10 +183,10 @@ class _Batch:
     cache (one row per job, left-padded to one length) and its attention mask, 1 where a row
     has a real token. A row's next token sits at the position that counts its real tokens."""
 
-    def __init__(self):
-        self.rows: list[_Row] = []
-        self.cache = None
-        self.mask = None
+    def __init__(self, rows: list[_Row] | None = None, cache=None, mask=None):
+        self.rows: list[_Row] = rows or []
+        self.cache = cache
+        self.mask = mask
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -469,7 +469,9 @@ class _App:
             logits, cache = self._forward(rows, ids, mask, positions, None)
             self._record("prefill", rows, started)
             going = self._advance(rows, logits, len(self.batch) + len(rows))
-            self.batch.join([rows[i] for i in going], *_select(cache, mask, going))
+            joining = _Batch(rows, cache, mask)
+            joining.keep(going)  # the rows that ended on their first token leave at once
+            self.batch.join(joining.rows, joining.cache, joining.mask)
 
     def step(self) -> None:
         """One decoding step for every running row: one forward pass over the token each row
@@ -544,15 +546,6 @@ class _App:
     def _text(self, tokens: list[int]) -> str:
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
         return text.rstrip("\ufffd")  # half a multi-byte character waits for its other half
-
-
-def _select(cache, mask, going: list[int]):
-    """The rows `going` of a freshly prefilled cache and its mask."""
-    import torch
-    index = torch.tensor(going, dtype=torch.long, device=mask.device)
-    for layer in cache.layers:
-        layer.keys, layer.values = layer.keys[index], layer.values[index]
-    return cache, mask[index]
 
 
 def _sampler(job: _Job):
